@@ -1,0 +1,329 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"strconv"
+	"strings"
+
+	"github.com/vigil-monitor/vigil"
+)
+
+// form is the shape a request body is read in.
+type form int
+
+const (
+	// formJSON is one JSON pulse or a JSON array of them.
+	formJSON form = iota
+	// formNDJSON is one JSON pulse per line; always answered as a batch.
+	formNDJSON
+	// formAuto is what the NATS intake reads without a Content-Type header:
+	// an array, or one or more objects separated by whitespace (NDJSON); a
+	// lone object is answered as a single pulse.
+	formAuto
+)
+
+// mediaForm maps a Content-Type header to a body form: application/json
+// (charset utf-8 or none) and an empty header are JSON, application/x-ndjson
+// and application/jsonl are NDJSON when ndjson is allowed; anything else wraps
+// vigil.ErrUnsupportedMedia. empty is the form of a missing header.
+func mediaForm(ct string, ndjson bool, empty form) (form, error) {
+	switch ct {
+	case "":
+		return empty, nil
+	case "application/json":
+		return formJSON, nil
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return 0, fmt.Errorf("content type %q: %w", ct, vigil.ErrUnsupportedMedia)
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return 0, fmt.Errorf("charset %q: JSON must be utf-8: %w", cs, vigil.ErrUnsupportedMedia)
+	}
+	switch {
+	case mt == "application/json":
+		return formJSON, nil
+	case ndjson && (mt == "application/x-ndjson" || mt == "application/jsonl"):
+		return formNDJSON, nil
+	}
+	want := "application/json"
+	if ndjson {
+		want += ", application/x-ndjson or application/jsonl"
+	}
+	return 0, fmt.Errorf("content type %q, want %s: %w", mt, want, vigil.ErrUnsupportedMedia)
+}
+
+// wirePulse is a vigil.Pulse as it arrives: the number fields and the owner
+// stay raw so that a decoding error can name its field ("next_in",
+// "owner.x"), which encoding/json does not do for custom unmarshalers or
+// unknown fields of nested objects.
+type wirePulse struct {
+	Service string          `json:"service"`
+	NextIn  json.RawMessage `json:"next_in"`
+	Grace   json.RawMessage `json:"grace"`
+	Owner   json.RawMessage `json:"owner"`
+	Host    string          `json:"host"`
+	Message string          `json:"message"`
+}
+
+func (w *wirePulse) pulse() (vigil.Pulse, error) {
+	p := vigil.Pulse{Service: w.Service, Host: w.Host, Message: w.Message}
+	if len(w.NextIn) > 0 {
+		if err := p.NextIn.UnmarshalJSON(w.NextIn); err != nil {
+			return p, vigil.Invalid("next_in", "%v", err)
+		}
+	}
+	if len(w.Grace) > 0 && !isNull(w.Grace) {
+		g := new(vigil.Seconds)
+		if err := g.UnmarshalJSON(w.Grace); err != nil {
+			return p, vigil.Invalid("grace", "%v", err)
+		}
+		p.Grace = g
+	}
+	o, err := decodeOwner(w.Owner)
+	if err != nil {
+		return p, err
+	}
+	p.Owner = o
+	return p, nil
+}
+
+// wireAlert is a vigil.ManualAlert as it arrives; see wirePulse.
+type wireAlert struct {
+	Service string          `json:"service"`
+	Title   string          `json:"title"`
+	Message string          `json:"message"`
+	Level   vigil.Level     `json:"level"`
+	Owner   json.RawMessage `json:"owner"`
+}
+
+func decodeOwner(raw json.RawMessage) (*vigil.Owner, error) {
+	if len(raw) == 0 || isNull(raw) {
+		return nil, nil
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.DisallowUnknownFields()
+	o := new(vigil.Owner)
+	if err := d.Decode(o); err != nil {
+		return nil, vigil.PrefixField("owner", decodeError(err))
+	}
+	return o, nil
+}
+
+func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
+
+// decodePulses reads the pulses of body in form f, strictly: unknown fields,
+// wrong types, malformed JSON and trailing data are *vigil.FieldError (with
+// the item index as "[i]" in a batch), more than maxBatch pulses wraps
+// vigil.ErrTooLarge. single says whether the body was one object to be
+// answered with its record rather than batch counts.
+func decodePulses(body []byte, f form, maxBatch int) (pulses []vigil.Pulse, single bool, err error) {
+	body = bytes.TrimLeft(body, " \t\r\n")
+	if len(body) == 0 {
+		return nil, false, vigil.Invalid("", "empty body: want a JSON pulse, an array of pulses or NDJSON")
+	}
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	var w wirePulse
+	malformed := false // the last error left the value's extent unknown
+	one := func(prefix string) error {
+		w = wirePulse{}
+		if err := d.Decode(&w); err != nil {
+			var se *json.SyntaxError
+			malformed = errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF)
+			return prefixed(prefix, decodeError(err))
+		}
+		p, err := w.pulse()
+		if err != nil {
+			return prefixed(prefix, err)
+		}
+		pulses = append(pulses, p)
+		return nil
+	}
+	switch {
+	case body[0] == '[' && f != formNDJSON:
+		if _, err := d.Token(); err != nil {
+			return nil, false, decodeError(err)
+		}
+		for i := 0; d.More(); i++ {
+			if i == maxBatch {
+				return nil, false, fmt.Errorf("batch has more than %d pulses: %w", maxBatch, vigil.ErrTooLarge)
+			}
+			if err := one(index(i)); err != nil {
+				return nil, false, err
+			}
+		}
+		if _, err := d.Token(); err != nil {
+			return nil, false, decodeError(err)
+		}
+		if len(pulses) == 0 {
+			return nil, false, vigil.Invalid("", "empty batch: want at least one pulse")
+		}
+	case f == formJSON:
+		if err := one(""); err != nil {
+			return nil, false, err
+		}
+		single = true
+	case f == formAuto && !bytes.HasPrefix(body, []byte("{")):
+		// Neither an array nor an object: answer like a malformed JSON body.
+		if err := one(""); err != nil {
+			return nil, false, err
+		}
+		single = true
+	default: // NDJSON, or a stream of objects on NATS
+		for i := 0; ; i++ {
+			rest := bytes.TrimLeft(body[d.InputOffset():], " \t\r\n")
+			if len(rest) == 0 {
+				break
+			}
+			if i == maxBatch {
+				return nil, false, fmt.Errorf("batch has more than %d pulses: %w", maxBatch, vigil.ErrTooLarge)
+			}
+			if rest[0] != '{' {
+				if f == formAuto && i == 1 {
+					break // a lone object with trailing data, reported like HTTP's
+				}
+				return nil, false, vigil.Invalid(index(i), "must be a JSON object")
+			}
+			// A lone object on NATS is a single pulse, whose errors carry
+			// no index, exactly as over HTTP.
+			prefix := index(i)
+			if f == formAuto && i == 0 {
+				prefix = ""
+			}
+			if err := one(prefix); err != nil {
+				if prefix == "" && !malformed && !lone(body, d) {
+					err = prefixed(index(0), err)
+				}
+				return nil, false, err
+			}
+		}
+		single = f == formAuto && len(pulses) == 1
+		if !single {
+			return pulses, false, nil
+		}
+	}
+	if err := trailing(body, d); err != nil {
+		return nil, false, err
+	}
+	return pulses, single, nil
+}
+
+// decodeAlert reads one ManualAlert object from body strictly.
+func decodeAlert(body []byte) (vigil.ManualAlert, error) {
+	var m vigil.ManualAlert
+	body = bytes.TrimLeft(body, " \t\r\n")
+	if len(body) == 0 {
+		return m, vigil.Invalid("", "empty body: want a JSON alert")
+	}
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	var w wireAlert
+	if err := d.Decode(&w); err != nil {
+		return m, decodeError(err)
+	}
+	if err := trailing(body, d); err != nil {
+		return m, err
+	}
+	o, err := decodeOwner(w.Owner)
+	if err != nil {
+		return m, err
+	}
+	return vigil.ManualAlert{Service: w.Service, Title: w.Title, Message: w.Message, Level: w.Level, Owner: o}, nil
+}
+
+// decodeCancel reads the vigil.in.cancel body {"service": "..."} strictly.
+func decodeCancel(body []byte) (string, error) {
+	body = bytes.TrimLeft(body, " \t\r\n")
+	if len(body) == 0 {
+		return "", vigil.Invalid("", `empty body: want {"service": "..."}`)
+	}
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	var w struct {
+		Service string `json:"service"`
+	}
+	if err := d.Decode(&w); err != nil {
+		return "", decodeError(err)
+	}
+	if err := trailing(body, d); err != nil {
+		return "", err
+	}
+	return w.Service, nil
+}
+
+// lone reports whether nothing but whitespace follows the value d read last.
+func lone(body []byte, d *json.Decoder) bool {
+	return len(bytes.TrimLeft(body[d.InputOffset():], " \t\r\n")) == 0
+}
+
+// trailing fails when anything but whitespace follows the value d read.
+func trailing(body []byte, d *json.Decoder) error {
+	off := d.InputOffset()
+	if len(bytes.TrimLeft(body[off:], " \t\r\n")) != 0 {
+		return vigil.Invalid("", "malformed JSON: unexpected data after the value at byte %d", off)
+	}
+	return nil
+}
+
+func index(i int) string { return "[" + strconv.Itoa(i) + "]" }
+
+func prefixed(prefix string, err error) error {
+	if prefix == "" {
+		return err
+	}
+	var fe *vigil.FieldError
+	if errors.As(err, &fe) && fe.Field == "" {
+		return &vigil.FieldError{Field: prefix, Msg: fe.Msg}
+	}
+	return vigil.PrefixField(prefix, err)
+}
+
+// decodeError turns an encoding/json error into a *vigil.FieldError naming
+// the field when the error knows it.
+func decodeError(err error) error {
+	var fe *vigil.FieldError
+	if errors.As(err, &fe) {
+		return fe
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field == "" {
+			return vigil.Invalid("", "must be a JSON object, got %s", te.Value)
+		}
+		return vigil.Invalid(te.Field, "must be a %s, got %s", jsonType(te.Type.Kind().String()), te.Value)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return vigil.Invalid("", "malformed JSON at byte %d: %v", se.Offset, se)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return vigil.Invalid("", "malformed JSON: unexpected end of input")
+	}
+	// encoding/json reports unknown fields only by message.
+	if rest, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if name, err := strconv.Unquote(rest); err == nil {
+			return vigil.Invalid(name, "unknown field")
+		}
+	}
+	return vigil.Invalid("", "malformed JSON: %v", err)
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "struct", "map":
+		return "JSON object"
+	case "slice", "array":
+		return "JSON array"
+	case "bool":
+		return "boolean"
+	}
+	return "number"
+}
