@@ -103,7 +103,9 @@ func New(cfg Config, deps Deps) (*Role, error) {
 	return r, nil
 }
 
-// Routes mounts GET /v1/services and GET /v1/services/{name}.
+// Routes mounts GET /v1/services and GET /v1/services/{name}. The list
+// answers 503 {"error":"catching up"} until Run has read both buckets; the
+// single service reads the buckets itself and answers at once.
 func (r *Role) Routes(rt chi.Router) {
 	rt.Get("/v1/services", r.listServices)
 	rt.Get("/v1/services/{name}", r.getService)

@@ -348,6 +348,7 @@ func TestStatusFilter(t *testing.T) {
 		{"?status=up&status=cancelled", []string{"cancelled", "up"}},
 		{"?status=DOWN,%20up", []string{"down", "up"}},
 		{"?status=late&limit=1", []string{"late"}},
+		{"?status=", []string{"cancelled", "down", "late", "up"}},
 	}
 	for _, tt := range tests {
 		l, err := e.list(t, tt.query)

@@ -151,7 +151,11 @@ func parseStatuses(vals []string) (statusFilter, error) {
 	f := statusFilter{}
 	for _, v := range vals {
 		for s := range strings.SplitSeq(v, ",") {
-			st := vigil.Status(strings.ToLower(strings.TrimSpace(s)))
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue // "?status=" and "down,,late" ask for nothing odd
+			}
+			st := vigil.Status(strings.ToLower(s))
 			if !st.Valid() {
 				return nil, vigil.Invalid("status", "unknown status %q (up, late, down, cancelled)", s)
 			}
