@@ -179,8 +179,13 @@ func (a *app) start(ctx context.Context, cfg Config, roles []string) error {
 	for _, r := range a.roles {
 		a.group.Go(func() error {
 			err := r.role.Run(rctx)
-			if err == nil && rctx.Err() == nil {
+			switch {
+			case err == nil && rctx.Err() == nil:
 				err = errors.New("stopped unexpectedly")
+			case errors.Is(err, context.Canceled) && rctx.Err() != nil:
+				// Stopped while still starting: a clean stop all the same.
+				a.log.Debug("role stopped while starting", "role", r.name, "err", err)
+				err = nil
 			}
 			if err != nil {
 				err = fmt.Errorf("role %s: %w", r.name, err)
