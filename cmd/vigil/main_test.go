@@ -100,9 +100,9 @@ ingest:
 			},
 		},
 		{
-			name: "explicitly empty --config ignores VIGIL_CONFIG",
-			args: []string{"--config="},
-			env:  map[string]string{"VIGIL_CONFIG": file},
+			name:   "explicitly empty --config ignores VIGIL_CONFIG",
+			args:   []string{"--config="},
+			env:    map[string]string{"VIGIL_CONFIG": file},
 			modify: func(*Config) {},
 		},
 	}
