@@ -259,32 +259,33 @@ func (r *Role) execute(ctx context.Context, ds []decision) int {
 		}
 		futs[i] = f
 	}
-	for i, f := range futs {
-		if f == nil {
-			continue
-		}
-		select {
-		case ack := <-f.Ok():
-			ds[i].alertOK = true
-			if !ack.Duplicate {
-				r.m.raised.WithLabelValues(string(kindOf(ds[i].act))).Inc()
-				if ds[i].act == actDown {
-					r.m.lateness.Observe(float64(r.now().UnixNano()-ds[i].downAt) / 1e9)
-				}
-			}
-		case err := <-f.Err():
-			r.log.Warn("store alert", "service", ds[i].name, "act", ds[i].act.String(), "err", err)
-			ds[i].failed = true
-		case <-ctx.Done():
-			ds[i].failed = true
-		}
-	}
+	// Each verdict follows its own alert's ack at once (alert first, then
+	// verdict, per decision), so alerts and verdicts of a batch overlap.
+	vfuts := make([]jetstream.PubAckFuture, len(ds))
 	for i := range ds {
+		if f := futs[i]; f != nil {
+			select {
+			case ack := <-f.Ok():
+				ds[i].alertOK = true
+				if !ack.Duplicate {
+					r.m.raised.WithLabelValues(string(kindOf(ds[i].act))).Inc()
+					if ds[i].act == actDown {
+						r.m.lateness.Observe(float64(r.now().UnixNano()-ds[i].downAt) / 1e9)
+					}
+				}
+			case err := <-f.Err():
+				r.log.Warn("store alert", "service", ds[i].name, "act", ds[i].act.String(), "err", err)
+				ds[i].failed = true
+			case <-ctx.Done():
+				ds[i].failed = true
+			}
+		}
 		if ds[i].alertOK {
 			ds[i].verdict = r.verdictFor(&ds[i])
+			vfuts[i] = r.publishVerdict(&ds[i])
 		}
 	}
-	r.writeVerdicts(ctx, ds)
+	r.awaitVerdicts(ctx, ds, vfuts)
 	return r.settle(ctx, ds)
 }
 
@@ -293,19 +294,30 @@ func (r *Role) execute(ctx context.Context, ds []decision) int {
 func (r *Role) writeVerdicts(ctx context.Context, ds []decision) {
 	futs := make([]jetstream.PubAckFuture, len(ds))
 	for i := range ds {
-		if ds[i].verdict == nil || ds[i].failed {
-			continue
-		}
-		b, _ := json.Marshal(ds[i].verdict)
-		m := &nats.Msg{Subject: "$KV." + vigil.BucketServices + "." + ds[i].token, Data: b}
-		f, err := r.a.JS.PublishMsgAsync(m, jetstream.WithExpectLastSequencePerSubject(ds[i].vRev),
-			jetstream.WithStallWait(5*time.Second))
-		if err != nil {
-			ds[i].failed = true
-			continue
-		}
-		futs[i] = f
+		futs[i] = r.publishVerdict(&ds[i])
 	}
+	r.awaitVerdicts(ctx, ds, futs)
+}
+
+// publishVerdict starts the compare-and-set write of d's verdict, or returns
+// nil when there is none to write.
+func (r *Role) publishVerdict(d *decision) jetstream.PubAckFuture {
+	if d.verdict == nil || d.failed {
+		return nil
+	}
+	b, _ := json.Marshal(d.verdict)
+	m := &nats.Msg{Subject: "$KV." + vigil.BucketServices + "." + d.token, Data: b}
+	f, err := r.a.JS.PublishMsgAsync(m, jetstream.WithExpectLastSequencePerSubject(d.vRev),
+		jetstream.WithStallWait(5*time.Second))
+	if err != nil {
+		d.failed = true
+		return nil
+	}
+	return f
+}
+
+// awaitVerdicts collects the acks of verdict writes into ds.
+func (r *Role) awaitVerdicts(ctx context.Context, ds []decision, futs []jetstream.PubAckFuture) {
 	for i, f := range futs {
 		if f == nil {
 			continue

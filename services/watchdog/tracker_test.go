@@ -25,8 +25,8 @@ func TestEvaluate(t *testing.T) {
 		{"cancel done", func(e *entry) { e.op, e.vStatus, e.vSeq = vigil.OpCancel, vigil.StatusCancelled, 10 }, actNone, 0},
 		{"pulse after cancel registers", func(e *entry) { e.vStatus, e.vSeq = vigil.StatusCancelled, 9 }, actRegister, t0},
 		{"pulse after cancel while down recovers", func(e *entry) { e.vStatus, e.vSeq, e.vDownSeq = vigil.StatusCancelled, 9, 5 }, actRecover, t0},
-		{"rearm after a gap", func(e *entry) { e.vStatus, e.vSeq, e.vRearm = vigil.StatusUp, 10, t0 + 600*sec }, actDown, t0 + 630*sec},
-		{"rearm for an older pulse is ignored", func(e *entry) { e.vStatus, e.vSeq, e.vRearm = vigil.StatusUp, 9, t0 + 600*sec }, actDown, t0 + 90*sec},
+		{"rearm after a gap", func(e *entry) { e.vStatus, e.vSeq, e.vRearm = vigil.StatusUp, 10, t0+600*sec }, actDown, t0 + 630*sec},
+		{"rearm for an older pulse is ignored", func(e *entry) { e.vStatus, e.vSeq, e.vRearm = vigil.StatusUp, 9, t0+600*sec }, actDown, t0 + 90*sec},
 		{"verdict without record", func(e *entry) { e.seq = 0 }, actNone, 0},
 	}
 	for _, tt := range tests {
