@@ -58,41 +58,6 @@ func mediaForm(ct string, ndjson bool, empty form) (form, error) {
 	return 0, fmt.Errorf("content type %q, want %s: %w", mt, want, vigil.ErrUnsupportedMedia)
 }
 
-// wirePulse is a vigil.Pulse as it arrives: the number fields and the owner
-// stay raw so that a decoding error can name its field ("next_in",
-// "owner.x"), which encoding/json does not do for custom unmarshalers or
-// unknown fields of nested objects.
-type wirePulse struct {
-	Service string          `json:"service"`
-	NextIn  json.RawMessage `json:"next_in"`
-	Grace   json.RawMessage `json:"grace"`
-	Owner   json.RawMessage `json:"owner"`
-	Host    string          `json:"host"`
-	Message string          `json:"message"`
-}
-
-func (w *wirePulse) pulse() (vigil.Pulse, error) {
-	p := vigil.Pulse{Service: w.Service, Host: w.Host, Message: w.Message}
-	if len(w.NextIn) > 0 {
-		if err := p.NextIn.UnmarshalJSON(w.NextIn); err != nil {
-			return p, vigil.Invalid("next_in", "%v", err)
-		}
-	}
-	if len(w.Grace) > 0 && !isNull(w.Grace) {
-		g := new(vigil.Seconds)
-		if err := g.UnmarshalJSON(w.Grace); err != nil {
-			return p, vigil.Invalid("grace", "%v", err)
-		}
-		p.Grace = g
-	}
-	o, err := decodeOwner(w.Owner)
-	if err != nil {
-		return p, err
-	}
-	p.Owner = o
-	return p, nil
-}
-
 // wireAlert is a vigil.ManualAlert as it arrives; see wirePulse.
 type wireAlert struct {
 	Service string          `json:"service"`
@@ -123,95 +88,75 @@ func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
 // vigil.ErrTooLarge. single says whether the body was one object to be
 // answered with its record rather than batch counts.
 func decodePulses(body []byte, f form, maxBatch int) (pulses []vigil.Pulse, single bool, err error) {
-	body = bytes.TrimLeft(body, " \t\r\n")
-	if len(body) == 0 {
+	s := &scanner{b: body}
+	switch c := s.peek(); {
+	case c == 0:
 		return nil, false, vigil.Invalid("", "empty body: want a JSON pulse, an array of pulses or NDJSON")
-	}
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.DisallowUnknownFields()
-	var w wirePulse
-	malformed := false // the last error left the value's extent unknown
-	one := func(prefix string) error {
-		w = wirePulse{}
-		if err := d.Decode(&w); err != nil {
-			var se *json.SyntaxError
-			malformed = errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF)
-			return prefixed(prefix, decodeError(err))
-		}
-		p, err := w.pulse()
-		if err != nil {
-			return prefixed(prefix, err)
-		}
-		pulses = append(pulses, p)
-		return nil
-	}
-	switch {
-	case body[0] == '[' && f != formNDJSON:
-		if _, err := d.Token(); err != nil {
-			return nil, false, decodeError(err)
-		}
-		for i := 0; d.More(); i++ {
-			if i == maxBatch {
-				return nil, false, fmt.Errorf("batch has more than %d pulses: %w", maxBatch, vigil.ErrTooLarge)
-			}
-			if err := one(index(i)); err != nil {
-				return nil, false, err
-			}
-		}
-		if _, err := d.Token(); err != nil {
-			return nil, false, decodeError(err)
-		}
-		if len(pulses) == 0 {
+	case c == '[' && f != formNDJSON:
+		s.i++
+		if s.peek() == ']' {
 			return nil, false, vigil.Invalid("", "empty batch: want at least one pulse")
 		}
-	case f == formJSON:
-		if err := one(""); err != nil {
-			return nil, false, err
-		}
-		single = true
-	case f == formAuto && !bytes.HasPrefix(body, []byte("{")):
-		// Neither an array nor an object: answer like a malformed JSON body.
-		if err := one(""); err != nil {
-			return nil, false, err
-		}
-		single = true
-	default: // NDJSON, or a stream of objects on NATS
 		for i := 0; ; i++ {
-			rest := bytes.TrimLeft(body[d.InputOffset():], " \t\r\n")
-			if len(rest) == 0 {
+			if i == maxBatch {
+				return nil, false, tooManyPulses(maxBatch)
+			}
+			p, err := s.pulse()
+			if err != nil {
+				return nil, false, prefixed(index(i), err)
+			}
+			pulses = append(pulses, p)
+			switch s.peek() {
+			case ',':
+				s.i++
+				continue
+			case ']':
+				s.i++
+			default:
+				return nil, false, s.unexpected()
+			}
+			break
+		}
+	case f == formJSON || f == formAuto && c != '{':
+		p, err := s.pulse()
+		if err != nil {
+			return nil, false, err
+		}
+		pulses, single = []vigil.Pulse{p}, true
+	default: // NDJSON, or objects separated by whitespace on NATS
+		if f == formAuto {
+			// One object alone is a single pulse whose errors carry no
+			// index, exactly as over HTTP; find out by skipping it.
+			probe := &scanner{b: body}
+			if probe.skip() != nil || probe.peek() != '{' {
+				p, err := s.pulse()
+				if err != nil {
+					return nil, false, err
+				}
+				pulses, single = []vigil.Pulse{p}, true
 				break
 			}
+		}
+		for i := 0; s.peek() != 0; i++ {
 			if i == maxBatch {
-				return nil, false, fmt.Errorf("batch has more than %d pulses: %w", maxBatch, vigil.ErrTooLarge)
+				return nil, false, tooManyPulses(maxBatch)
 			}
-			if rest[0] != '{' {
-				if f == formAuto && i == 1 {
-					break // a lone object with trailing data, reported like HTTP's
-				}
-				return nil, false, vigil.Invalid(index(i), "must be a JSON object")
+			p, err := s.pulse()
+			if err != nil {
+				return nil, false, prefixed(index(i), err)
 			}
-			// A lone object on NATS is a single pulse, whose errors carry
-			// no index, exactly as over HTTP.
-			prefix := index(i)
-			if f == formAuto && i == 0 {
-				prefix = ""
-			}
-			if err := one(prefix); err != nil {
-				if prefix == "" && !malformed && !lone(body, d) {
-					err = prefixed(index(0), err)
-				}
-				return nil, false, err
-			}
+			pulses = append(pulses, p)
 		}
-		single = f == formAuto && len(pulses) == 1
-		if !single {
-			return pulses, false, nil
-		}
+		return pulses, false, nil
 	}
-	if err := trailing(body, d); err != nil {
-		return nil, false, err
+	if s.peek() != 0 {
+		return nil, false, vigil.Invalid("", "malformed JSON: unexpected data after the value at byte %d", s.i)
 	}
 	return pulses, single, nil
+}
+
+func tooManyPulses(limit int) error {
+	return fmt.Errorf("batch has more than %d pulses: %w", limit, vigil.ErrTooLarge)
 }
 
 // decodeAlert reads one ManualAlert object from body strictly.
@@ -255,11 +200,6 @@ func decodeCancel(body []byte) (string, error) {
 		return "", err
 	}
 	return w.Service, nil
-}
-
-// lone reports whether nothing but whitespace follows the value d read last.
-func lone(body []byte, d *json.Decoder) bool {
-	return len(bytes.TrimLeft(body[d.InputOffset():], " \t\r\n")) == 0
 }
 
 // trailing fails when anything but whitespace follows the value d read.

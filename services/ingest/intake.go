@@ -25,46 +25,59 @@ const drainTimeout = 30 * time.Second
 // op is one intake operation as the NATS intake calls it.
 type op func(ctx context.Context, req request) ([]byte, error)
 
+// intakeOp is one intake subject's operation as the NATS intake runs it.
+type intakeOp struct {
+	run    op
+	okCode int
+	pulses bool
+	// prepare fills the request from the message beyond the common headers.
+	prepare func(*nats.Msg, *request) error
+}
+
+type job struct {
+	m  *nats.Msg
+	op *intakeOp
+}
+
 // serveNATS is Run: queue subscriptions on the three intake subjects whose
-// messages are handled by at most cfg.Workers goroutines at once, so a slow
-// PubAck never holds up the subscription.
+// messages are handed to cfg.Workers long-lived workers, so a slow PubAck
+// never holds up a subscription and a hot worker keeps its grown stack.
 func (r *Role) serveNATS(ctx context.Context) error {
 	// Work in flight finishes after ctx ends: a drained message has been
 	// taken from the queue group and must still be stored and answered.
 	work := context.WithoutCancel(ctx)
-	sem := make(chan struct{}, r.cfg.Workers)
+	jobs := make(chan job, r.cfg.Workers)
+	// stop is closed once the subscriptions are drained: workers then finish
+	// the queued jobs and exit. It is never jobs that is closed, because a
+	// subscription that failed to drain in time may still be delivering.
+	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	handler := func(o op, okCode int, pulses bool, decodeBody func(*nats.Msg, *request) error) nats.MsgHandler {
+	for range r.cfg.Workers {
+		wg.Go(func() {
+			for {
+				select {
+				case j := <-jobs:
+					r.serveMsg(work, j.m, j.op)
+				case <-stop:
+					for {
+						select {
+						case j := <-jobs:
+							r.serveMsg(work, j.m, j.op)
+						default:
+							return
+						}
+					}
+				}
+			}
+		})
+	}
+	handler := func(o *intakeOp) nats.MsgHandler {
 		return func(m *nats.Msg) {
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				wctx, cancel := context.WithTimeout(work, r.cfg.PublishTimeout)
-				defer cancel()
-				req := request{
-					contentType: m.Header.Get("Content-Type"),
-					key:         m.Header.Get(headerIdempotencyKey),
-					body:        m.Data,
-					form:        formAuto,
-				}
-				if req.key == "" {
-					req.key = m.Header.Get(jetstream.MsgIDHeader)
-				}
-				var body []byte
-				err := decodeBody(m, &req)
-				if err == nil {
-					body, err = o(wctx, req)
-				}
-				code, body := r.answer(body, err, okCode, pulses)
-				if m.Reply == "" {
-					return
-				}
-				reply := &nats.Msg{Subject: m.Reply, Data: body, Header: nats.Header{headerStatus: []string{strconv.Itoa(code)}}}
-				if err := r.nc.PublishMsg(reply); err != nil {
-					r.log.Warn("intake reply failed", "subject", m.Subject, "err", err)
-				}
-			}()
+			select {
+			case jobs <- job{m, o}:
+			case <-stop:
+				r.log.Warn("intake message dropped after shutdown", "subject", m.Subject)
+			}
 		}
 	}
 	asIs := func(*nats.Msg, *request) error { return nil }
@@ -83,9 +96,9 @@ func (r *Role) serveNATS(ctx context.Context) error {
 		subject string
 		h       nats.MsgHandler
 	}{
-		{vigil.SubjectInPulse, handler(r.acceptPulses, http.StatusAccepted, true, asIs)},
-		{vigil.SubjectInCancel, handler(r.cancel, http.StatusOK, false, cancelBody)},
-		{vigil.SubjectInAlert, handler(r.raiseAlert, http.StatusAccepted, false, asIs)},
+		{vigil.SubjectInPulse, handler(&intakeOp{r.acceptPulses, http.StatusAccepted, true, asIs})},
+		{vigil.SubjectInCancel, handler(&intakeOp{r.cancel, http.StatusOK, false, cancelBody})},
+		{vigil.SubjectInAlert, handler(&intakeOp{r.raiseAlert, http.StatusAccepted, false, asIs})},
 	}
 	var active []*nats.Subscription
 	var err error
@@ -103,8 +116,38 @@ func (r *Role) serveNATS(ctx context.Context) error {
 		<-ctx.Done()
 	}
 	r.drain(active)
+	close(stop)
 	wg.Wait()
 	return err
+}
+
+// serveMsg runs one intake message through its operation and, when it has a
+// reply subject, answers with the HTTP body and a Status header.
+func (r *Role) serveMsg(ctx context.Context, m *nats.Msg, o *intakeOp) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	defer cancel()
+	req := request{
+		contentType: m.Header.Get("Content-Type"),
+		key:         m.Header.Get(headerIdempotencyKey),
+		body:        m.Data,
+		form:        formAuto,
+	}
+	if req.key == "" {
+		req.key = m.Header.Get(jetstream.MsgIDHeader)
+	}
+	var body []byte
+	err := o.prepare(m, &req)
+	if err == nil {
+		body, err = o.run(ctx, req)
+	}
+	code, body := r.answer(body, err, o.okCode, o.pulses)
+	if m.Reply == "" {
+		return
+	}
+	reply := &nats.Msg{Subject: m.Reply, Data: body, Header: nats.Header{headerStatus: []string{strconv.Itoa(code)}}}
+	if err := r.nc.PublishMsg(reply); err != nil {
+		r.log.Warn("intake reply failed", "subject", m.Subject, "err", err)
+	}
 }
 
 // drain drains subs and waits until each is closed, so every message the
