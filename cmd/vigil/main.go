@@ -43,8 +43,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version":
 		printVersion(stdout)
 		return 0
+	case "pulse":
+		return runPulse(ctx, args, stdout, stderr, getenv)
+	case "cancel":
+		return runCancel(ctx, args, stdout, stderr, getenv)
+	case "status":
+		return runStatus(ctx, args, stdout, stderr, getenv)
 	case "help":
 		if len(args) > 0 {
+			switch args[0] {
+			case "pulse", "cancel", "status":
+				return run(ctx, []string{args[0], "--help"}, getenv, stdout, stderr)
+			}
 			if roles, ok := serverRoles(args[0]); ok {
 				printUsage(stdout, args[0], roles)
 				return 0
@@ -118,6 +128,11 @@ Server commands:
   watchdog   turn missed deadlines into down, recovered and gap alerts
   notifier   deliver alerts
   api        serve GET /v1/services
+
+User commands (talk to a running server's HTTP API; --help for options):
+  pulse      send a pulse: vigil pulse NAME --next-in 60s
+  cancel     cancel a service: vigil cancel NAME
+  status     a table of services and their status
 
 Other:
   version    print the versions of vigil, Go and nats-server

@@ -444,6 +444,12 @@ func TestAllEndToEnd(t *testing.T) {
 		t.Errorf("VIGIL_ALERTS holds %d alerts, want exactly 2 (down, recovered)", n)
 	}
 
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"status", "--server", base}, env(nil), &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "db backup") {
+		t.Errorf("vigil status = %d, stdout %q, stderr %q; want 0 and a row for \"db backup\"", code, out.String(), errOut.String())
+	}
+
 	code, body = do(t, http.MethodGet, base+"/metrics", "")
 	if code != http.StatusOK || !bytes.Contains(body, []byte("vigil_notifier_alerts_total")) || !bytes.Contains(body, []byte("go_goroutines")) {
 		t.Errorf("GET /metrics = %d, want 200 with vigil_ and go_ metrics", code)
