@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync/atomic"
 	"testing"
+
+	"github.com/go-chi/chi/v5"
 
 	"github.com/vigil-monitor/vigil"
 )
@@ -61,6 +64,31 @@ func BenchmarkHTTPPulse(b *testing.B) {
 	reportPulses(b, int64(b.N))
 }
 
+// BenchmarkHTTPBaseline is the ceiling of the HTTP benchmarks on this
+// machine: the same client and server with a handler that reads the body and
+// answers 202 without decoding or storing anything.
+func BenchmarkHTTPBaseline(b *testing.B) {
+	rt := chi.NewRouter()
+	rt.Post("/v1/pulses", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"accepted":1}`))
+	})
+	srv := httptest.NewServer(rt)
+	defer srv.Close()
+	c := benchClient()
+	var seq atomic.Uint64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			post(b, c, srv.URL+"/v1/pulses", pulseBody(seq.Add(1)))
+		}
+	})
+	reportPulses(b, int64(b.N))
+}
+
 func BenchmarkHTTPBatch100(b *testing.B) {
 	h := newHarness(b, testConfig())
 	c := benchClient()
@@ -102,4 +130,29 @@ func BenchmarkNATSPulse(b *testing.B) {
 		}
 	})
 	reportPulses(b, int64(b.N))
+}
+
+func BenchmarkNATSBatch100(b *testing.B) {
+	h := newHarness(b, testConfig())
+	h.request(vigil.SubjectInPulse, `{"service":"warm-up","next_in":60}`)
+	var seq atomic.Uint64
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			var body []byte
+			for range 100 {
+				body = append(append(body, pulseBody(seq.Add(1))...), '\n')
+			}
+			resp, err := h.nc.Request(vigil.SubjectInPulse, body, 10e9)
+			if err != nil {
+				b.Error(err)
+				continue
+			}
+			if s := resp.Header.Get("Status"); s != "202" {
+				b.Errorf("reply Status = %q, want 202: %s", s, resp.Data)
+			}
+		}
+	})
+	reportPulses(b, int64(b.N)*100)
 }

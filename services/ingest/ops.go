@@ -68,10 +68,7 @@ func (r *Role) acceptPulses(ctx context.Context, req request) ([]byte, error) {
 			g := r.grace
 			rec.Grace = &g
 		}
-		data, err := json.Marshal(&rec)
-		if err != nil {
-			return nil, fmt.Errorf("encode record: %w", err)
-		}
+		data := appendRecord(make([]byte, 0, 160+len(rec.Service)+len(rec.Message)+len(rec.Host)), &rec)
 		msgs[i] = r.newMsg(vigil.PulseSubject(rec.Service), data, req.key, rec.ID)
 	}
 	if single {
@@ -188,10 +185,7 @@ func (r *Role) cancel(ctx context.Context, req request) ([]byte, error) {
 		rec.CancelledAt = r.now().UTC()
 		rec.ID = r.msgID(req.key, "cancel", name, 0)
 		rec.Seq = 0
-		data, err := json.Marshal(&rec)
-		if err != nil {
-			return nil, fmt.Errorf("encode record: %w", err)
-		}
+		data := appendRecord(nil, &rec)
 		m := r.newMsg(subject, data, req.key, rec.ID)
 		ack, err := r.assets.JS.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(e.Revision()))
 		if wrongLastSeq(err) {

@@ -3,7 +3,9 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
@@ -74,4 +76,38 @@ func asciiKeys(in []byte) bool {
 		}
 	}
 	return true
+}
+
+func TestAppendRecord(t *testing.T) {
+	g := vigil.Seconds(1500 * time.Millisecond)
+	zero := vigil.Seconds(0)
+	at := time.Date(2026, 11, 21, 12, 0, 0, 123456789, time.UTC)
+	tests := []vigil.Record{
+		{},
+		{Op: vigil.OpPulse, Pulse: vigil.Pulse{Service: "a", NextIn: vigil.Seconds(time.Minute)}, At: at},
+		{Op: vigil.OpPulse, Pulse: vigil.Pulse{Service: "a", NextIn: 1, Grace: &zero}, At: at.Truncate(time.Second), ID: "x"},
+		{
+			Op: vigil.OpCancel,
+			Pulse: vigil.Pulse{Service: "a.b *> \"q\" \\ <x> & \u2028\u2029 \x00\x01\x1f\b\f\n\r\t é 😀 \xff", NextIn: vigil.Seconds(vigil.MaxNextIn), Grace: &g,
+				Owner: &vigil.Owner{Type: "mail", Target: "ops@example.com"}, Host: "h\x7f", Message: "</script>"},
+			Origin: "watchtower", At: at, CancelledAt: at.Add(time.Hour), ID: "id", Seq: 42,
+		},
+	}
+	for _, rec := range tests {
+		want, err := json.Marshal(&rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendRecord(nil, &rec); string(got) != string(want) {
+			t.Errorf("appendRecord(%+v) =\n%s\nwant (json.Marshal)\n%s", rec, got, want)
+		}
+	}
+	// appendRecord writes these fields by hand; a new one must be added there.
+	for typ, n := range map[reflect.Type]int{
+		reflect.TypeFor[vigil.Record](): 7, reflect.TypeFor[vigil.Pulse](): 6, reflect.TypeFor[vigil.Owner](): 2,
+	} {
+		if typ.NumField() != n {
+			t.Errorf("%v has %d fields, appendRecord knows %d: update it", typ, typ.NumField(), n)
+		}
+	}
 }
