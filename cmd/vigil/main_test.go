@@ -592,3 +592,25 @@ func BenchmarkStartAll(b *testing.B) {
 	}
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(n), "ms-to-ready")
 }
+
+// TestREADMEConfigSample checks that the sample YAML file in the README
+// decodes strictly and says exactly the defaults.
+func TestREADMEConfigSample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "```yaml\n")
+	sample, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no ```yaml block")
+	}
+	got := defaultConfig()
+	got.Log.Level = "changed" // the sample must set it back
+	if err := decodeFile(writeFile(t, sample), &got); err != nil {
+		t.Fatalf("README sample: %v", err)
+	}
+	if diff := cmp.Diff(defaultConfig(), got); diff != "" {
+		t.Errorf("README sample differs from the defaults (-defaults +sample):\n%s", diff)
+	}
+}
