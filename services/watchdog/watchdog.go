@@ -294,6 +294,13 @@ func (r *Role) onVerdict(m jetstream.Msg) {
 		return
 	}
 	token := keyOf(m.Subject(), vigil.BucketServices)
+	r.mu.Lock()
+	e := r.t.byToken[token]
+	known := e != nil && md.Sequence.Stream <= e.vRev
+	r.mu.Unlock()
+	if known {
+		return // the leader's own write, already applied when it was acked
+	}
 	name, err := vigil.NameFromToken(token)
 	if err != nil {
 		return
