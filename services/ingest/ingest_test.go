@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +38,8 @@ type harness struct {
 	nc     *nats.Conn // a client connection, not the role's
 	srv    *httptest.Server
 	reg    *prometheus.Registry
+	bus    *bustest.Server
+	stop   func() // stops Run and waits for it to return
 }
 
 func newHarness(tb testing.TB, cfg ingest.Config) *harness {
@@ -61,7 +64,7 @@ func newHarness(tb testing.TB, cfg ingest.Config) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- role.Run(ctx) }()
-	tb.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -72,7 +75,8 @@ func newHarness(tb testing.TB, cfg ingest.Config) *harness {
 			tb.Errorf("Run did not return after cancel")
 		}
 	})
-	return &harness{t: tb, assets: a, nc: s.Conn(tb), srv: srv, reg: reg}
+	tb.Cleanup(stop)
+	return &harness{t: tb, assets: a, nc: s.Conn(tb), srv: srv, reg: reg, bus: s, stop: stop}
 }
 
 func testConfig() ingest.Config {
@@ -654,6 +658,51 @@ func TestNATSIntake(t *testing.T) {
 	}
 	if status, body := h.request(vigil.SubjectInAlert, `{"level":2}`); status != "400" || !strings.Contains(string(body), `"field":"title"`) {
 		t.Errorf("bad alert on NATS = %s %s, want 400 field title", status, body)
+	}
+}
+
+// TestRunDrains checks that pulses the intake has been handed before Run's
+// context ends are all stored before Run returns.
+func TestRunDrains(t *testing.T) {
+	h := newHarness(t, testConfig())
+	h.request(vigil.SubjectInPulse, `{"service":"warm-up","next_in":60}`) // Run is subscribed
+	const n = 500
+	for i := range n {
+		if err := h.nc.Publish(vigil.SubjectInPulse, fmt.Appendf(nil, `{"service":"s%d","next_in":60}`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.nc.Flush(); err != nil { // the server has routed them all to the role
+		t.Fatal(err)
+	}
+	h.stop()
+	if got := h.lastSeq(pulseStream); got != n+1 {
+		t.Errorf("stream last seq after Run returned = %d, want %d", got, n+1)
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	cfg := testConfig()
+	cfg.PublishTimeout = 500 * time.Millisecond
+	h := newHarness(t, cfg)
+	h.bus.Stop()
+	tests := []struct{ body, wantErr string }{
+		{`{"service":"a","next_in":60}`, "store pulse"},
+		{`[{"service":"a","next_in":60},{"service":"b","next_in":60}]`, "0 of 2 stored"},
+	}
+	for _, tt := range tests {
+		code, body := h.do("POST", "/v1/pulses", "", tt.body)
+		e := decode[struct{ Error, Field string }](t, body)
+		if code != http.StatusServiceUnavailable || !strings.Contains(e.Error, tt.wantErr) {
+			t.Errorf("POST %s with JetStream down = %d %s, want 503 mentioning %q", tt.body, code, body, tt.wantErr)
+		}
+	}
+	if got := h.counter("vigil_pulses_rejected_total", "unavailable"); got != 2 {
+		t.Errorf("vigil_pulses_rejected_total{reason=unavailable} = %v, want 2", got)
+	}
+	// Validation still answers without JetStream.
+	if code, body := h.do("POST", "/v1/pulses", "", `{"service":"a"}`); code != http.StatusBadRequest {
+		t.Errorf("invalid POST with JetStream down = %d %s, want 400", code, body)
 	}
 }
 

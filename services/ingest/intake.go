@@ -124,8 +124,6 @@ func (r *Role) serveNATS(ctx context.Context) error {
 // serveMsg runs one intake message through its operation and, when it has a
 // reply subject, answers with the HTTP body and a Status header.
 func (r *Role) serveMsg(ctx context.Context, m *nats.Msg, o *intakeOp) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
-	defer cancel()
 	req := request{
 		contentType: m.Header.Get("Content-Type"),
 		key:         m.Header.Get(headerIdempotencyKey),
@@ -151,8 +149,16 @@ func (r *Role) serveMsg(ctx context.Context, m *nats.Msg, o *intakeOp) {
 }
 
 // drain drains subs and waits until each is closed, so every message the
-// server already handed us has been dispatched, or until drainTimeout.
+// server already handed us has been dispatched, or until drainTimeout. A
+// disconnected connection has nothing left to deliver: its subscriptions are
+// dropped at once instead of waiting for a flush that cannot happen.
 func (r *Role) drain(subs []*nats.Subscription) {
+	if !r.nc.IsConnected() {
+		for _, s := range subs {
+			_ = s.Unsubscribe() // fails only when already closed
+		}
+		return
+	}
 	closed := make([]<-chan nats.SubStatus, len(subs))
 	for i, s := range subs {
 		closed[i] = s.StatusChanged(nats.SubscriptionClosed)

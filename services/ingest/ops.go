@@ -71,6 +71,8 @@ func (r *Role) acceptPulses(ctx context.Context, req request) ([]byte, error) {
 		data := appendRecord(make([]byte, 0, 160+len(rec.Service)+len(rec.Message)+len(rec.Host)), &rec)
 		msgs[i] = r.newMsg(vigil.PulseSubject(rec.Service), data, req.key, rec.ID)
 	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	defer cancel()
 	if single {
 		ack, err := r.assets.JS.PublishMsg(ctx, msgs[0])
 		if err != nil {
@@ -111,8 +113,6 @@ func (r *Role) original(ctx context.Context, key string, seq uint64, fallback []
 // returns how many were acknowledged and how many of those were duplicates;
 // the error wraps vigil.ErrUnavailable and says how many were stored.
 func (r *Role) publishAll(ctx context.Context, msgs []*nats.Msg) (ok, dups int, err error) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
-	defer cancel()
 	js := r.assets.JS
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	var pubErr error
@@ -240,6 +240,8 @@ func (r *Role) raiseAlert(ctx context.Context, req request) ([]byte, error) {
 	}
 	msg := &nats.Msg{Subject: vigil.AlertSubject(vigil.AlertManual, m.Service), Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, a.ID)
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	defer cancel()
 	ack, err := r.assets.JS.PublishMsg(ctx, msg)
 	if err != nil {
 		return nil, fmt.Errorf("store alert: %w: %w", vigil.ErrUnavailable, err)
