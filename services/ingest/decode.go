@@ -58,7 +58,9 @@ func mediaForm(ct string, ndjson bool, empty form) (form, error) {
 	return 0, fmt.Errorf("content type %q, want %s: %w", mt, want, vigil.ErrUnsupportedMedia)
 }
 
-// wireAlert is a vigil.ManualAlert as it arrives; see wirePulse.
+// wireAlert is a vigil.ManualAlert as it arrives. Alerts are rare, so they go
+// through encoding/json; the owner stays raw so that an unknown owner field
+// is reported as "owner.x", which encoding/json cannot do for nested objects.
 type wireAlert struct {
 	Service string          `json:"service"`
 	Title   string          `json:"title"`
@@ -126,18 +128,23 @@ func decodePulses(body []byte, f form, maxBatch int) (pulses []vigil.Pulse, sing
 	default: // NDJSON, or objects separated by whitespace on NATS
 		if f == formAuto {
 			// One object alone is a single pulse whose errors carry no
-			// index, exactly as over HTTP; find out by skipping it.
-			probe := &scanner{b: body}
-			if probe.skip() != nil || probe.peek() != '{' {
-				p, err := s.pulse()
-				if err != nil {
-					return nil, false, err
+			// index, exactly as over HTTP.
+			p, err := s.pulse()
+			if err != nil {
+				// Index the error only if another object follows.
+				probe := &scanner{b: body}
+				if probe.skip() == nil && probe.peek() == '{' {
+					err = prefixed(index(0), err)
 				}
-				pulses, single = []vigil.Pulse{p}, true
+				return nil, false, err
+			}
+			pulses = append(pulses, p)
+			if s.peek() != '{' {
+				single = true
 				break
 			}
 		}
-		for i := 0; s.peek() != 0; i++ {
+		for i := len(pulses); s.peek() != 0; i++ {
 			if i == maxBatch {
 				return nil, false, tooManyPulses(maxBatch)
 			}
