@@ -404,8 +404,16 @@ func (a *app) stop(ctx context.Context) error {
 		}
 	}
 	for _, c := range a.conns {
-		if err := c.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			errs = append(errs, fmt.Errorf("role %s: nats drain: %w", c.name, err))
+		if err := c.nc.Drain(); err != nil {
+			// Disconnected (reconnecting) connections cannot drain: what
+			// they hold was never acknowledged, so closing loses nothing.
+			c.nc.Close()
+			switch {
+			case errors.Is(err, nats.ErrConnectionReconnecting):
+				a.log.Warn("nats disconnected at shutdown; closed without draining", "role", c.name)
+			case !errors.Is(err, nats.ErrConnectionClosed):
+				errs = append(errs, fmt.Errorf("role %s: nats drain: %w", c.name, err))
+			}
 		}
 	}
 	for _, c := range a.conns {

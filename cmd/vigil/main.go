@@ -87,6 +87,10 @@ func serve(ctx context.Context, cmd string, roles, args []string, getenv func(st
 	log.Debug("configuration", "config", cfg)
 	a, err := startApp(ctx, cfg, roles, log)
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			log.Info("vigil stopped before it was ready")
+			return 0
+		}
 		log.Error("vigil failed to start", "err", err)
 		return 1
 	}

@@ -129,25 +129,37 @@ func TestConfigErrors(t *testing.T) {
 		env  map[string]string
 		want string // substring of the error
 	}{
-		{name: "unknown YAML key names its line", cmd: "all",
+		{
+			name: "unknown YAML key names its line", cmd: "all",
 			args: []string{"--config", writeFile(t, "http_addr: \":1\"\nwatchdog:\n  gap_treshold: 3s\n")},
-			want: "line 3: field gap_treshold not found"},
-		{name: "YAML type error names its line", cmd: "all",
+			want: "line 3: field gap_treshold not found",
+		},
+		{
+			name: "YAML type error names its line", cmd: "all",
 			args: []string{"--config", writeFile(t, "streams:\n  replicas: many\n")},
-			want: "line 2: cannot unmarshal"},
-		{name: "bad duration in YAML", cmd: "all",
+			want: "line 2: cannot unmarshal",
+		},
+		{
+			name: "bad duration in YAML", cmd: "all",
 			args: []string{"--config", writeFile(t, "\n\nstreams:\n  lease_ttl: soon\n")},
-			want: "line 4"},
-		{name: "missing file", cmd: "all", args: []string{"--config", "/nonexistent/vigil.yaml"},
-			want: "config file"},
-		{name: "bad env value names the variable", cmd: "all",
-			env: map[string]string{"VIGIL_GAP_THRESHOLD": "fifteen"}, want: "VIGIL_GAP_THRESHOLD"},
+			want: "line 4",
+		},
+		{
+			name: "missing file", cmd: "all", args: []string{"--config", "/nonexistent/vigil.yaml"},
+			want: "config file",
+		},
+		{
+			name: "bad env value names the variable", cmd: "all",
+			env: map[string]string{"VIGIL_GAP_THRESHOLD": "fifteen"}, want: "VIGIL_GAP_THRESHOLD",
+		},
 		{name: "bad flag", cmd: "all", args: []string{"--gap-threshold", "x"}, want: "gap-threshold"},
 		{name: "unknown flag", cmd: "all", args: []string{"--nope"}, want: "nope"},
 		{name: "positional argument", cmd: "all", args: []string{"extra"}, want: `unexpected argument "extra"`},
 		{name: "single role needs nats url", cmd: "ingest", want: "--nats-url"},
-		{name: "role flag of another role", cmd: "ingest", args: []string{"--nats-url=nats://x:4222", "--gap-threshold=1s"},
-			want: "gap-threshold"},
+		{
+			name: "role flag of another role", cmd: "ingest", args: []string{"--nats-url=nats://x:4222", "--gap-threshold=1s"},
+			want: "gap-threshold",
+		},
 		{name: "log format", cmd: "all", args: []string{"--log-format=xml"}, want: "--log-format"},
 		{name: "lease ttl whole seconds", cmd: "all", args: []string{"--lease-ttl=1500ms"}, want: "--lease-ttl"},
 		{name: "gap policy checked by the watchdog", cmd: "all", args: []string{"--gap-policy=never"}, want: "watchdog"},
@@ -612,5 +624,40 @@ func TestREADMEConfigSample(t *testing.T) {
 	}
 	if diff := cmp.Diff(defaultConfig(), got); diff != "" {
 		t.Errorf("README sample differs from the defaults (-defaults +sample):\n%s", diff)
+	}
+}
+
+// TestReadyzReportsLostNATS runs every role against an external NATS server
+// and stops it: /healthz stays 200 while /readyz turns 503 and names the
+// role that lost it; Stop still returns promptly and cleanly.
+func TestReadyzReportsLostNATS(t *testing.T) {
+	s := bustest.New(t)
+	cfg := defaultConfig()
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.NATS.URL = s.ClientURL()
+	a := startTest(t, cfg, allRoles())
+	base := "http://" + a.HTTPAddr()
+	if code, body := do(t, http.MethodGet, base+"/readyz", ""); code != http.StatusOK {
+		t.Fatalf("GET /readyz = %d %s, want 200", code, body)
+	}
+	s.Stop()
+	// The client notices the closed socket on its own schedule; poll.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := do(t, http.MethodGet, base+"/readyz", "")
+		var got struct{ Status, Error string }
+		if code == http.StatusServiceUnavailable {
+			if err := json.Unmarshal(body, &got); err != nil || !strings.Contains(got.Error, "role ") {
+				t.Errorf("GET /readyz = %s, want JSON naming the role", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /readyz = %d %s 10s after NATS stopped, want 503", code, body)
+		}
+		time.Sleep(10 * time.Millisecond) // polling an outside condition, not synchronising
+	}
+	if code, _ := do(t, http.MethodGet, base+"/healthz", ""); code != http.StatusOK {
+		t.Errorf("GET /healthz = %d, want 200", code)
 	}
 }

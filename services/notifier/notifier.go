@@ -111,7 +111,14 @@ func (r *Role) Run(ctx context.Context) error {
 		return fmt.Errorf("notifier consume: %w", err)
 	}
 	<-ctx.Done()
-	cc.Drain()
+	// Drain hands the alerts already pulled to handle; on a broken
+	// connection it would only wait for a server that is not there, and
+	// whatever was pulled but not acked is redelivered anyway.
+	if r.deps.Conn != nil && !r.deps.Conn.IsConnected() {
+		cc.Stop()
+	} else {
+		cc.Drain()
+	}
 	<-cc.Closed()
 	return nil
 }
