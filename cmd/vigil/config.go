@@ -347,34 +347,34 @@ func (b *binder) bool(p *bool, name, key, usage string) {
 func bind(fs *flag.FlagSet, c *Config, cmd string, roles []string) *binder {
 	b := &binder{fs: fs, group: "General"}
 	embedded := cmd == "all"
-	b.str(&c.ConfigFile, "config", "", "YAML configuration file; its keys are shown as yaml below")
+	b.str(&c.ConfigFile, "config", "", "YAML configuration `file`; its keys are shown as yaml below")
 	if embedded {
-		b.str(&c.DataDir, "data-dir", "data_dir", "directory of the embedded JetStream store")
+		b.str(&c.DataDir, "data-dir", "data_dir", "`directory` of the embedded JetStream store")
 	}
-	b.str(&c.HTTPAddr, "http-addr", "http_addr", "HTTP listen address (host:port; port 0 picks a free port)")
+	b.str(&c.HTTPAddr, "http-addr", "http_addr", "HTTP listen address (`host:port`; port 0 picks a free port)")
 	b.str(&c.Log.Level, "log-level", "log.level", "log level: debug, info, warn or error")
 	b.str(&c.Log.Format, "log-format", "log.format", "log format: text or json")
 
 	b.group = "NATS"
 	if embedded {
-		b.str(&c.NATS.URL, "nats-url", "nats.url", "NATS server URLs, comma separated; empty starts an embedded server")
+		b.str(&c.NATS.URL, "nats-url", "nats.url", "NATS server `URLs`, comma separated; empty starts an embedded server")
 	} else {
-		b.str(&c.NATS.URL, "nats-url", "nats.url", "NATS server URLs, comma separated (required)")
+		b.str(&c.NATS.URL, "nats-url", "nats.url", "NATS server `URLs`, comma separated (required)")
 	}
-	b.str(&c.NATS.Creds, "nats-creds", "nats.creds", "NATS credentials file (JWT and nkey seed)")
-	b.str(&c.NATS.NKey, "nats-nkey", "nats.nkey", "NATS nkey seed file")
+	b.str(&c.NATS.Creds, "nats-creds", "nats.creds", "NATS credentials `file` (JWT and nkey seed)")
+	b.str(&c.NATS.NKey, "nats-nkey", "nats.nkey", "NATS nkey seed `file`")
 	b.str(&c.NATS.User, "nats-user", "nats.user", "NATS user name")
 	b.secret(&c.NATS.Password, "nats-password", "nats.password", "NATS password (secret: never logged)")
 	b.secret(&c.NATS.Token, "nats-token", "nats.token", "NATS token (secret: never logged)")
-	b.str(&c.NATS.TLSCA, "nats-tls-ca", "nats.tls_ca", "PEM file of the CA that signed the NATS server's certificate")
-	b.str(&c.NATS.TLSCert, "nats-tls-cert", "nats.tls_cert", "PEM client certificate for mutual TLS")
-	b.str(&c.NATS.TLSKey, "nats-tls-key", "nats.tls_key", "PEM client key for mutual TLS")
+	b.str(&c.NATS.TLSCA, "nats-tls-ca", "nats.tls_ca", "PEM `file` of the CA that signed the NATS server's certificate")
+	b.str(&c.NATS.TLSCert, "nats-tls-cert", "nats.tls_cert", "PEM client certificate `file` for mutual TLS")
+	b.str(&c.NATS.TLSKey, "nats-tls-key", "nats.tls_key", "PEM client key `file` for mutual TLS")
 	if embedded {
 		b.group = "Embedded NATS server (when --nats-url is empty)"
-		b.str(&c.NATS.Listen, "nats-listen", "nats.listen", `client port of the embedded server for the nats CLI and direct publishers; "off" disables it`)
-		b.str(&c.NATS.Config, "nats-config", "nats.config", "nats-server configuration file (accounts, TLS, clustering)")
+		b.str(&c.NATS.Listen, "nats-listen", "nats.listen", "client port (host:port) of the embedded server for the nats CLI and direct publishers; \"off\" disables it")
+		b.str(&c.NATS.Config, "nats-config", "nats.config", "nats-server configuration `file` (accounts, TLS, clustering)")
 		b.bool(&c.NATS.SyncAlways, "nats-sync-always", "nats.sync_always", "fsync every write before acknowledging it (survives power loss, slower)")
-		b.int64(&c.NATS.MaxStore, "nats-max-store", "nats.max_store", "cap of the JetStream file store in bytes; 0 means the disk")
+		b.int64(&c.NATS.MaxStore, "nats-max-store", "nats.max_store", "cap of the JetStream file store in `bytes`; 0 means the disk")
 	}
 
 	b.group = "Streams and buckets"
@@ -389,7 +389,7 @@ func bind(fs *flag.FlagSet, c *Config, cmd string, roles []string) *binder {
 		case "ingest":
 			b.group = "Ingest"
 			b.dur(&c.Ingest.DefaultGrace, "default-grace", "ingest.default_grace", "grace period stored with a pulse that has none")
-			b.int64(&c.Ingest.MaxBody, "max-body", "ingest.max_body", "largest request body in bytes (HTTP and NATS)")
+			b.int64(&c.Ingest.MaxBody, "max-body", "ingest.max_body", "largest request body in `bytes` (HTTP and NATS)")
 			b.int(&c.Ingest.MaxBatch, "max-batch", "ingest.max_batch", "most pulses in one request")
 			b.dur(&c.Ingest.PublishTimeout, "publish-timeout", "ingest.publish_timeout", "how long a request waits for its JetStream acks")
 			b.int(&c.Ingest.Workers, "ingest-workers", "ingest.workers", "direct-NATS intake messages handled at once")

@@ -152,7 +152,7 @@ func printUsage(w io.Writer, cmd string, roles []string) {
 	b := bind(fs, &cfg, cmd, roles)
 	fmt.Fprintf(w, "Usage: vigil %s [flags]\n\n", cmd)
 	if cmd == "all" {
-		fmt.Fprint(w, "Runs every role (ingest, watchdog, notifier, api) in one process, with an\nembedded NATS server unless --nats-url is set.\n")
+		fmt.Fprint(w, "Runs every role (ingest, watchdog, notifier, api) in one process, with an\nembedded NATS server unless --nats-url is set. 'vigil help' lists the\nother commands.\n")
 	} else {
 		fmt.Fprintf(w, "Runs the %s role alone against an external NATS server.\n", cmd)
 	}
@@ -164,12 +164,12 @@ func printUsage(w io.Writer, cmd string, roles []string) {
 			fmt.Fprintf(w, "\n%s:\n", group)
 		}
 		f := fs.Lookup(o.name)
-		typ, _ := flag.UnquoteUsage(f)
+		typ, usage := flag.UnquoteUsage(f)
 		fmt.Fprintf(w, "  --%s", o.name)
 		if typ != "" {
 			fmt.Fprintf(w, " %s", typ)
 		}
-		fmt.Fprintf(w, "\n      %s\n      env %s", o.usage, envName(o.name))
+		fmt.Fprintf(w, "\n      %s\n      env %s", usage, envName(o.name))
 		if o.key != "" {
 			fmt.Fprintf(w, ", yaml %s", o.key)
 		}
