@@ -219,8 +219,10 @@ func TestPulseSingle(t *testing.T) {
 	got := decode[answer](t, body)
 	want := vigil.Record{
 		Op: vigil.OpPulse,
-		Pulse: vigil.Pulse{Service: "db-backup", NextIn: vigil.Seconds(time.Minute), Grace: secs(30 * time.Second),
-			Owner: &vigil.Owner{Type: "mail", Target: "ops@example.com"}, Host: "h1", Message: "ok"},
+		Pulse: vigil.Pulse{
+			Service: "db-backup", NextIn: vigil.Seconds(time.Minute), Grace: secs(30 * time.Second),
+			Owner: &vigil.Owner{Type: "mail", Target: "ops@example.com"}, Host: "h1", Message: "ok",
+		},
 		At: t0, ID: got.ID, Seq: got.Seq,
 	}
 	if diff := cmp.Diff(want, got.Record); diff != "" {
@@ -597,8 +599,10 @@ func TestNATSIntake(t *testing.T) {
 	}
 
 	// Rejections answer byte for byte what HTTP answers, and store nothing.
-	for _, bad := range []string{`{"service":"x","next_in":0}`, `[{"service":"x","next_in":60},{"next_in":60}]`, `{"service":"x","next_in":60,"zzz":1}`, `nope`,
-		`{"service":`, `{"service":"x","next_in":60} x`, `null`, `5`, `  `, `[]`, `{"service":"x","next_in":"1"}`} {
+	for _, bad := range []string{
+		`{"service":"x","next_in":0}`, `[{"service":"x","next_in":60},{"next_in":60}]`, `{"service":"x","next_in":60,"zzz":1}`, `nope`,
+		`{"service":`, `{"service":"x","next_in":60} x`, `null`, `5`, `  `, `[]`, `{"service":"x","next_in":"1"}`,
+	} {
 		before := h.lastSeq(pulseStream)
 		status, body := h.request(vigil.SubjectInPulse, bad)
 		code, hbody := h.do("POST", "/v1/pulses", "", bad)
@@ -632,7 +636,7 @@ func TestNATSIntake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Stop()
+	defer func() { _ = w.Stop() }()
 	for stored := false; !stored; {
 		select {
 		case e := <-w.Updates():

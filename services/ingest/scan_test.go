@@ -88,8 +88,10 @@ func TestAppendRecord(t *testing.T) {
 		{Op: vigil.OpPulse, Pulse: vigil.Pulse{Service: "a", NextIn: 1, Grace: &zero}, At: at.Truncate(time.Second), ID: "x"},
 		{
 			Op: vigil.OpCancel,
-			Pulse: vigil.Pulse{Service: "a.b *> \"q\" \\ <x> & \u2028\u2029 \x00\x01\x1f\b\f\n\r\t é 😀 \xff", NextIn: vigil.Seconds(vigil.MaxNextIn), Grace: &g,
-				Owner: &vigil.Owner{Type: "mail", Target: "ops@example.com"}, Host: "h\x7f", Message: "</script>"},
+			Pulse: vigil.Pulse{
+				Service: "a.b *> \"q\" \\ <x> & \u2028\u2029 \x00\x01\x1f\b\f\n\r\t é 😀 \xff", NextIn: vigil.Seconds(vigil.MaxNextIn), Grace: &g,
+				Owner: &vigil.Owner{Type: "mail", Target: "ops@example.com"}, Host: "h\x7f", Message: "</script>",
+			},
 			Origin: "watchtower", At: at, CancelledAt: at.Add(time.Hour), ID: "id", Seq: 42,
 		},
 	}
