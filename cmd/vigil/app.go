@@ -127,7 +127,17 @@ func (a *app) start(ctx context.Context, cfg Config, roles []string) error {
 	})
 
 	if cfg.NATS.URL == "" {
-		emb, err := bus.StartEmbedded(cfg.server(), serverLogger(a.log))
+		sc := cfg.server()
+		// nats-server only logs a busy port and then times out after 10 s;
+		// trying the port first turns that into a clear error at once.
+		if sc.Listen != "" {
+			l, err := lc.Listen(ctx, "tcp", sc.Listen)
+			if err != nil {
+				return fmt.Errorf("nats listen (--nats-listen): %w", err)
+			}
+			_ = l.Close() // only a probe
+		}
+		emb, err := bus.StartEmbedded(sc, serverLogger(a.log))
 		if err != nil {
 			return err
 		}
