@@ -74,7 +74,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Deps are what the role needs from its composition.
+// Deps are what the role needs from its composition, per the role contract:
+// its own NATS connection (intake subscriptions and replies), the provisioned
+// assets (Assets.JS publishes, Assets.Pulses is read by cancels), a logger
+// (nil discards), a registry for its collectors, and a clock (nil is time.Now).
 type Deps struct {
 	Conn    *nats.Conn
 	Assets  *bus.Assets
