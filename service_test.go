@@ -1,6 +1,7 @@
 package vigil_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -11,8 +12,10 @@ func TestStatusAt(t *testing.T) {
 	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	g := vigil.Seconds(30 * time.Second)
 	pulse := func(op vigil.Op, grace vigil.Seconds) *vigil.Service {
-		return &vigil.Service{Record: vigil.Record{Op: op, At: t0, Seq: 7,
-			Pulse: vigil.Pulse{Service: "s", NextIn: vigil.Seconds(time.Minute), Grace: &grace}}}
+		return &vigil.Service{Record: vigil.Record{
+			Op: op, At: t0, Seq: 7,
+			Pulse: vigil.Pulse{Service: "s", NextIn: vigil.Seconds(time.Minute), Grace: &grace},
+		}}
 	}
 	tests := []struct {
 		name      string
@@ -46,8 +49,10 @@ func TestStatusAt(t *testing.T) {
 
 func TestDeadlineRearm(t *testing.T) {
 	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	s := &vigil.Service{Record: vigil.Record{Op: vigil.OpPulse, At: t0, Seq: 3,
-		Pulse: vigil.Pulse{Service: "s", NextIn: vigil.Seconds(time.Minute)}}}
+	s := &vigil.Service{Record: vigil.Record{
+		Op: vigil.OpPulse, At: t0, Seq: 3,
+		Pulse: vigil.Pulse{Service: "s", NextIn: vigil.Seconds(time.Minute)},
+	}}
 	if got := s.Deadline(); !got.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("Deadline() = %v", got)
 	}
@@ -82,7 +87,8 @@ func TestPulseValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.p.Validate()
 			var field string
-			if fe, ok := err.(*vigil.FieldError); ok {
+			var fe *vigil.FieldError
+			if errors.As(err, &fe) {
 				field = fe.Field
 			} else if err != nil {
 				t.Fatalf("Validate() = %v, not a *FieldError", err)

@@ -77,14 +77,20 @@ var at = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
 func TestRequests(t *testing.T) {
 	g := vigil.Seconds(30 * time.Second)
-	pulse := vigil.Pulse{Service: "my service", NextIn: vigil.Seconds(time.Minute), Grace: &g,
-		Owner: &vigil.Owner{Type: "mail", Target: "a@b.example"}, Host: "h1", Message: "ok"}
+	pulse := vigil.Pulse{
+		Service: "my service", NextIn: vigil.Seconds(time.Minute), Grace: &g,
+		Owner: &vigil.Owner{Type: "mail", Target: "a@b.example"}, Host: "h1", Message: "ok",
+	}
 	recJSON := `{"op":"pulse","service":"my service","next_in":60,"grace":30,"at":"2026-11-21T12:00:00Z","id":"x","seq":7}`
-	wantRec := &vigil.Record{Op: vigil.OpPulse, Pulse: vigil.Pulse{Service: "my service", NextIn: vigil.Seconds(time.Minute), Grace: &g},
-		At: at, ID: "x", Seq: 7}
+	wantRec := &vigil.Record{
+		Op: vigil.OpPulse, Pulse: vigil.Pulse{Service: "my service", NextIn: vigil.Seconds(time.Minute), Grace: &g},
+		At: at, ID: "x", Seq: 7,
+	}
 	statusJSON := `{"name":"a/b","status":"down","since":"2026-11-21T12:00:00Z","last_pulse":"2026-11-21T11:00:00Z","deadline":"2026-11-21T11:01:00Z","next_in":60,"grace":0,"seq":3}`
-	wantStatus := vigil.ServiceStatus{Name: "a/b", Status: vigil.StatusDown, Since: at, LastPulse: at.Add(-time.Hour),
-		Deadline: at.Add(-59 * time.Minute), NextIn: vigil.Seconds(time.Minute), Seq: 3}
+	wantStatus := vigil.ServiceStatus{
+		Name: "a/b", Status: vigil.StatusDown, Since: at, LastPulse: at.Add(-time.Hour),
+		Deadline: at.Add(-59 * time.Minute), NextIn: vigil.Seconds(time.Minute), Seq: 3,
+	}
 
 	tests := []struct {
 		name   string
@@ -100,8 +106,10 @@ func TestRequests(t *testing.T) {
 				return c.Pulse(ctx, pulse, client.WithIdempotencyKey("k-1"))
 			},
 			want: wantRec,
-			req: seen{Method: "POST", URI: "/v1/pulses", ContentType: "application/json", IdemKey: "k-1",
-				Body: `{"service":"my service","next_in":60,"grace":30,"owner":{"type":"mail","target":"a@b.example"},"host":"h1","message":"ok"}`},
+			req: seen{
+				Method: "POST", URI: "/v1/pulses", ContentType: "application/json", IdemKey: "k-1",
+				Body: `{"service":"my service","next_in":60,"grace":30,"owner":{"type":"mail","target":"a@b.example"},"host":"h1","message":"ok"}`,
+			},
 		},
 		{
 			name:   "batch",
@@ -110,8 +118,10 @@ func TestRequests(t *testing.T) {
 				return c.PulseBatch(ctx, []vigil.Pulse{{Service: "a", NextIn: 1e9}, {Service: "b.c", NextIn: 2e9}})
 			},
 			want: 2,
-			req: seen{Method: "POST", URI: "/v1/pulses", ContentType: "application/json",
-				Body: `[{"service":"a","next_in":1},{"service":"b.c","next_in":2}]`},
+			req: seen{
+				Method: "POST", URI: "/v1/pulses", ContentType: "application/json",
+				Body: `[{"service":"a","next_in":1},{"service":"b.c","next_in":2}]`,
+			},
 		},
 		{
 			name:   "cancel escapes the name",
@@ -207,10 +217,16 @@ func TestErrors(t *testing.T) {
 		want   error
 		err    client.Error
 	}{
-		{answer{400, `{"error":"next_in: must be a number of seconds > 0","field":"next_in"}`}, vigil.ErrInvalid,
-			client.Error{Status: 400, Message: "next_in: must be a number of seconds > 0", Field: "next_in"}},
-		{answer{404, `{"error":"service \"x\": not found"}`}, vigil.ErrNotFound,
-			client.Error{Status: 404, Message: `service "x": not found`}},
+		{
+			answer{400, `{"error":"next_in: must be a number of seconds > 0","field":"next_in"}`},
+			vigil.ErrInvalid,
+			client.Error{Status: 400, Message: "next_in: must be a number of seconds > 0", Field: "next_in"},
+		},
+		{
+			answer{404, `{"error":"service \"x\": not found"}`},
+			vigil.ErrNotFound,
+			client.Error{Status: 404, Message: `service "x": not found`},
+		},
 		{answer{413, `{"error":"too large"}`}, vigil.ErrTooLarge, client.Error{Status: 413, Message: "too large"}},
 		{answer{415, `{"error":"content type"}`}, vigil.ErrUnsupportedMedia, client.Error{Status: 415, Message: "content type"}},
 		{answer{503, `{"error":"catching up"}`}, vigil.ErrUnavailable, client.Error{Status: 503, Message: "catching up"}},
@@ -231,7 +247,7 @@ func TestErrors(t *testing.T) {
 			t.Errorf("Service() on %d = %v, want errors.Is %v", tt.answer.status, err, tt.want)
 		}
 		for _, other := range []error{vigil.ErrInvalid, vigil.ErrNotFound, vigil.ErrTooLarge, vigil.ErrUnsupportedMedia, vigil.ErrUnavailable} {
-			if other != tt.want && errors.Is(err, other) {
+			if !errors.Is(other, tt.want) && errors.Is(err, other) {
 				t.Errorf("Service() on %d = %v, also errors.Is %v", tt.answer.status, err, other)
 			}
 		}

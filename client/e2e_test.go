@@ -43,7 +43,12 @@ func serve(t *testing.T) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rd.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
 	c := newClient(t, srv.URL)
 	eventually(t, func() error { _, err := c.Services(context.Background(), client.ListOptions{}); return err })
 	return srv.URL

@@ -135,8 +135,10 @@ func TestCrashedProcessRaisesNoFalseDown(t *testing.T) {
 func TestOwnDowntimeIsOneGapAlert(t *testing.T) {
 	dir := t.TempDir()
 	natsAddr := freeAddr(t)
-	args := []string{"all", "--data-dir", dir, "--http-addr", freeAddr(t), "--nats-listen", natsAddr,
-		"--gap-threshold", "100ms"}
+	args := []string{
+		"all", "--data-dir", dir, "--http-addr", freeAddr(t), "--nats-listen", natsAddr,
+		"--gap-threshold", "100ms",
+	}
 	p := start(t, args...)
 	for i := range 10 {
 		if code, err := postPulse(p.http, fmt.Sprintf("job-%d", i), 1); err != nil || code != http.StatusAccepted {
@@ -214,4 +216,3 @@ func waitLeader(t *testing.T, base string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-

@@ -49,7 +49,12 @@ func cliRealServer(t *testing.T) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rd.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
 	cliEventually(t, func() error {
 		resp, err := http.Get(srv.URL + "/v1/services")
 		if err != nil {
@@ -109,7 +114,7 @@ func TestCLIAgainstRealServer(t *testing.T) {
 			return fmt.Errorf("vigil status --json = %d, %q", code, errOut)
 		}
 		if err := json.Unmarshal([]byte(out), &items); err != nil {
-			return fmt.Errorf("decode %q: %v", out, err)
+			return fmt.Errorf("decode %q: %w", out, err)
 		}
 		if len(items) != 2 {
 			return fmt.Errorf("%d services, want 2", len(items))
@@ -419,10 +424,14 @@ func TestCLIRelative(t *testing.T) {
 func TestCLITable(t *testing.T) {
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	items := []vigil.ServiceStatus{
-		{Name: "db.backup", Status: vigil.StatusDown, Since: now.Add(-time.Hour), LastPulse: now.Add(-2 * time.Hour),
-			Deadline: now.Add(-61 * time.Minute), Owner: &vigil.Owner{Type: "mail", Target: "ops@example.com"}},
-		{Name: "tab\there", Status: vigil.StatusUp, Since: now.Add(-12 * time.Second), LastPulse: now.Add(-12 * time.Second),
-			Deadline: now.Add(48 * time.Second)},
+		{
+			Name: "db.backup", Status: vigil.StatusDown, Since: now.Add(-time.Hour), LastPulse: now.Add(-2 * time.Hour),
+			Deadline: now.Add(-61 * time.Minute), Owner: &vigil.Owner{Type: "mail", Target: "ops@example.com"},
+		},
+		{
+			Name: "tab\there", Status: vigil.StatusUp, Since: now.Add(-12 * time.Second), LastPulse: now.Add(-12 * time.Second),
+			Deadline: now.Add(48 * time.Second),
+		},
 		{Name: "old", Status: vigil.StatusCancelled, Since: now.Add(-time.Minute), LastPulse: now.Add(-time.Hour), Deadline: now.Add(-59 * time.Minute)},
 	}
 	var b bytes.Buffer

@@ -150,14 +150,22 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) (*Assets
 		}
 		return h
 	}
-	a.Pulses = kv(jetstream.KeyValueConfig{Bucket: vigil.BucketPulses, History: 1,
-		Description: "vigil: last pulse or cancel of each service, by service token"})
-	a.Services = kv(jetstream.KeyValueConfig{Bucket: vigil.BucketServices, History: 1,
-		Description: "vigil: watchdog verdict of each service, by service token"})
-	a.Leases = kv(jetstream.KeyValueConfig{Bucket: vigil.BucketLeases, History: 1, TTL: cfg.LeaseTTL,
-		Description: "vigil: leader leases; max age is the lease TTL"})
-	a.Runtime = kv(jetstream.KeyValueConfig{Bucket: vigil.BucketRuntime, History: 1,
-		Description: "vigil: liveness marks of vigil's own roles"})
+	a.Pulses = kv(jetstream.KeyValueConfig{
+		Bucket: vigil.BucketPulses, History: 1,
+		Description: "vigil: last pulse or cancel of each service, by service token",
+	})
+	a.Services = kv(jetstream.KeyValueConfig{
+		Bucket: vigil.BucketServices, History: 1,
+		Description: "vigil: watchdog verdict of each service, by service token",
+	})
+	a.Leases = kv(jetstream.KeyValueConfig{
+		Bucket: vigil.BucketLeases, History: 1, TTL: cfg.LeaseTTL,
+		Description: "vigil: leader leases; max age is the lease TTL",
+	})
+	a.Runtime = kv(jetstream.KeyValueConfig{
+		Bucket: vigil.BucketRuntime, History: 1,
+		Description: "vigil: liveness marks of vigil's own roles",
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,9 @@ func StartEmbedded(cfg ServerConfig, log *slog.Logger) (*Embedded, error) {
 		}
 		opts = o
 	}
-	opts.ServerName = cfg.Name
+	if cfg.Name != "" {
+		opts.ServerName = cfg.Name // a cluster config file names its node itself
+	}
 	opts.JetStream = true
 	opts.StoreDir = cfg.DataDir
 	opts.NoSigs = true

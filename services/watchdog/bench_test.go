@@ -65,7 +65,12 @@ func runDetection(b *testing.B, n int, period, grace time.Duration, mass bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	}()
 
 	// Collect down alerts with their stored time.
 	var mu sync.Mutex
@@ -99,8 +104,10 @@ func runDetection(b *testing.B, n int, period, grace time.Duration, mass bool) {
 		names[i] = fmt.Sprintf("svc-%06d", i)
 	}
 	send := func(i int) {
-		body, _ := json.Marshal(vigil.Record{Op: vigil.OpPulse, At: time.Now().UTC(),
-			Pulse: vigil.Pulse{Service: names[i], NextIn: vigil.Seconds(period), Grace: &g}})
+		body, _ := json.Marshal(vigil.Record{
+			Op: vigil.OpPulse, At: time.Now().UTC(),
+			Pulse: vigil.Pulse{Service: names[i], NextIn: vigil.Seconds(period), Grace: &g},
+		})
 		for {
 			_, err := pub.PublishMsgAsync(&nats.Msg{Subject: vigil.PulseSubject(names[i]), Data: body}, jetstream.WithStallWait(time.Second))
 			if err == nil {

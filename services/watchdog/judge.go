@@ -52,9 +52,11 @@ type decision struct {
 }
 
 func snapshot(e *entry) decision {
-	return decision{e: e, act: e.act, token: e.token, name: e.name, seq: e.seq, at: e.at,
+	return decision{
+		e: e, act: e.act, token: e.token, name: e.name, seq: e.seq, at: e.at,
 		downAt: e.downAt(), dl: e.deadline(), cancel: e.cancelAt, owner: e.owner, host: e.host,
-		origin: e.origin, vRev: e.vRev, vDown: e.vDownSeq, vSince: e.vSince, vStatus: e.vStatus}
+		origin: e.origin, vRev: e.vRev, vDown: e.vDownSeq, vSince: e.vSince, vStatus: e.vStatus,
+	}
 }
 
 // takeOver runs when this replica becomes leader: it waits until the view
@@ -116,9 +118,11 @@ func (r *Role) handleGap(ctx context.Context, from, to time.Time, markRev uint64
 		if i < maxGapNames {
 			names = append(names, ds[i].name)
 		}
-		ds[i].verdict = &vigil.Verdict{Service: ds[i].name, Status: vigil.StatusUp, Since: r.upSince(&ds[i]),
+		ds[i].verdict = &vigil.Verdict{
+			Service: ds[i].name, Status: vigil.StatusUp, Since: r.upSince(&ds[i]),
 			Seq: ds[i].seq, LastPulse: unixNano(ds[i].at), Deadline: unixNano(ds[i].rearm), Owner: ds[i].owner,
-			Reason: "monitoring gap", Rearm: unixNano(ds[i].rearm)}
+			Reason: "monitoring gap", Rearm: unixNano(ds[i].rearm),
+		}
 	}
 	more := ""
 	if len(ds) > len(names) {

@@ -26,10 +26,12 @@ func BenchmarkTrackerMemory(b *testing.B) {
 		for i := range n {
 			name := fmt.Sprintf("service-%07d.example", i)
 			tok := vigil.Token(name)
-			rec := vigil.Record{Op: vigil.OpPulse, At: now, Pulse: vigil.Pulse{Service: name,
-				NextIn: vigil.Seconds(time.Duration(10+i%600) * time.Second), Grace: &g,
+			rec := vigil.Record{Op: vigil.OpPulse, At: now, Pulse: vigil.Pulse{
+				Service: name,
+				NextIn:  vigil.Seconds(time.Duration(10+i%600) * time.Second), Grace: &g,
 				Owner: &vigil.Owner{Type: "mail", Target: fmt.Sprintf("team-%d@example.com", i%100)},
-				Host:  fmt.Sprintf("host-%d", i%5000)}}
+				Host:  fmt.Sprintf("host-%d", i%5000),
+			}}
 			tr.applyVerdict(tok, name, up, uint64(i+1), now.UnixNano())
 			tr.applyRecord(tok, name, &rec, uint64(i+1), now.UnixNano())
 		}

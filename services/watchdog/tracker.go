@@ -220,15 +220,6 @@ func (t *tracker) popDue(now int64, max int) []*entry {
 	return out
 }
 
-// counts returns how many services hold each verdict status ("" = not yet judged).
-func (t *tracker) counts() map[vigil.Status]int {
-	c := make(map[vigil.Status]int, 4)
-	for _, e := range t.byToken {
-		c[e.vStatus]++
-	}
-	return c
-}
-
 // dueHeap orders entries by due time.
 type dueHeap []*entry
 

@@ -148,27 +148,41 @@ func New(cfg Config, deps Deps) (*Role, error) {
 		r.log = slog.New(slog.DiscardHandler)
 	}
 	r.m = metrics{
-		raised: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_alerts_raised_total",
-			Help: "Alerts stored by the watchdog, by kind (down, recovered, gap)."}, []string{"kind"}),
-		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_detection_lateness_seconds",
+		raised: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_alerts_raised_total",
+			Help: "Alerts stored by the watchdog, by kind (down, recovered, gap).",
+		}, []string{"kind"}),
+		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vigil_detection_lateness_seconds",
 			Help:    "Time from a service's deadline + grace to its down alert being stored, in seconds.",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
-		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_watchdog_publish_failures_total",
-			Help: "Alert or verdict writes that failed and will be retried."}),
-		gaps: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_watchdog_monitoring_gaps_total",
-			Help: "Monitoring gaps found at leader takeover."}),
-		takeover: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_watchdog_leader_acquisitions_total",
-			Help: "Times this replica became the leader."}),
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_watchdog_publish_failures_total",
+			Help: "Alert or verdict writes that failed and will be retried.",
+		}),
+		gaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_watchdog_monitoring_gaps_total",
+			Help: "Monitoring gaps found at leader takeover.",
+		}),
+		takeover: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_watchdog_leader_acquisitions_total",
+			Help: "Times this replica became the leader.",
+		}),
 	}
 	if deps.Metrics != nil {
-		services := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_watchdog_tracked_services",
-			Help: "Services held in this watchdog replica's view."}, func() float64 {
+		services := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vigil_watchdog_tracked_services",
+			Help: "Services held in this watchdog replica's view.",
+		}, func() float64 {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			return float64(len(r.t.byToken))
 		})
-		leader := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_watchdog_leader",
-			Help: "1 while this replica is the watchdog leader."}, func() float64 {
+		leader := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vigil_watchdog_leader",
+			Help: "1 while this replica is the watchdog leader.",
+		}, func() float64 {
 			if r.leader.Load() {
 				return 1
 			}

@@ -53,7 +53,12 @@ func startReplica(t *testing.T, s *bustest.Server, name string, mod func(*watchd
 	ctx, cancel := context.WithCancel(context.Background())
 	rep := &replica{role: r, nc: nc, stop: cancel, done: make(chan error, 1)}
 	go func() { rep.done <- r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-rep.done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-rep.done; err != nil {
+			t.Error(err)
+		}
+	})
 	return rep
 }
 
@@ -61,7 +66,9 @@ func startReplica(t *testing.T, s *bustest.Server, name string, mod func(*watchd
 func (r *replica) crash() {
 	r.nc.Close()
 	r.stop()
-	<-r.done
+	if err := <-r.done; err != nil {
+		panic(err)
+	}
 	r.done <- nil // for Cleanup
 }
 
@@ -130,8 +137,10 @@ func (al *alerts) waitN(t *testing.T, kind vigil.AlertKind, service string, n in
 func pulse(t *testing.T, js jetstream.JetStream, name string, at time.Time, nextIn time.Duration) uint64 {
 	t.Helper()
 	g := vigil.Seconds(0)
-	b, _ := json.Marshal(vigil.Record{Op: vigil.OpPulse, At: at,
-		Pulse: vigil.Pulse{Service: name, NextIn: vigil.Seconds(nextIn), Grace: &g, Owner: &vigil.Owner{Type: "mail", Target: "ops@example.com"}}})
+	b, _ := json.Marshal(vigil.Record{
+		Op: vigil.OpPulse, At: at,
+		Pulse: vigil.Pulse{Service: name, NextIn: vigil.Seconds(nextIn), Grace: &g, Owner: &vigil.Owner{Type: "mail", Target: "ops@example.com"}},
+	})
 	ack, err := js.Publish(context.Background(), vigil.PulseSubject(name), b)
 	if err != nil {
 		t.Fatal(err)
@@ -141,8 +150,10 @@ func pulse(t *testing.T, js jetstream.JetStream, name string, at time.Time, next
 
 func cancelService(t *testing.T, js jetstream.JetStream, name string, at time.Time, nextIn time.Duration) {
 	t.Helper()
-	b, _ := json.Marshal(vigil.Record{Op: vigil.OpCancel, At: at, CancelledAt: time.Now(),
-		Pulse: vigil.Pulse{Service: name, NextIn: vigil.Seconds(nextIn)}})
+	b, _ := json.Marshal(vigil.Record{
+		Op: vigil.OpCancel, At: at, CancelledAt: time.Now(),
+		Pulse: vigil.Pulse{Service: name, NextIn: vigil.Seconds(nextIn)},
+	})
 	if _, err := js.Publish(context.Background(), vigil.PulseSubject(name), b); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ package bustest
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -86,7 +85,7 @@ func (s *Server) Provision(tb testing.TB) *bus.Assets {
 // discards otherwise, so failing tests show context without noise.
 func Logger(tb testing.TB) *slog.Logger {
 	if !testing.Verbose() {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
+		return slog.New(slog.DiscardHandler)
 	}
 	return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
