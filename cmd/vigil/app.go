@@ -271,7 +271,7 @@ func (a *app) watchReady(roles []string) {
 		if err == nil {
 			a.log.Info("vigil ready",
 				"http_addr", a.HTTPAddr(),
-				"nats_url", redactURL(a.natsURL),
+				"nats_url", bus.RedactURL(a.natsURL),
 				"roles", roles,
 				"took", float64(time.Since(a.started).Microseconds())/1000)
 			close(a.ready)

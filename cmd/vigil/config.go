@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -246,7 +245,7 @@ func (c Config) validate(cmd string, roles []string) error {
 // Config never leaks a password, a token or a URL's user info.
 func (c Config) LogValue() slog.Value {
 	n := c.NATS
-	n.URL = redactURL(n.URL)
+	n.URL = bus.RedactURL(n.URL)
 	n.Password = redact(n.Password)
 	n.Token = redact(n.Token)
 	c.NATS = n
@@ -264,20 +263,6 @@ func redact(s string) string {
 		return ""
 	}
 	return "REDACTED"
-}
-
-// redactURL hides the user info of every URL in a comma-separated list.
-func redactURL(list string) string {
-	parts := strings.Split(list, ",")
-	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
-		if err != nil || u.User == nil {
-			continue
-		}
-		u.User = url.User("REDACTED")
-		parts[i] = u.String()
-	}
-	return strings.Join(parts, ",")
 }
 
 func parseLogLevel(s string) (slog.Level, error) {

@@ -74,7 +74,7 @@ func Connect(cfg ConnConfig, log *slog.Logger) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", redactURL(cfg.URL), err)
+		return nil, fmt.Errorf("connect to nats %s: %w", RedactURL(cfg.URL), err)
 	}
 	return nc, nil
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -53,14 +52,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Deps are what the role is given by its composition.
-type Deps struct {
-	Conn    *nats.Conn
-	Assets  *bus.Assets
-	Log     *slog.Logger
-	Metrics prometheus.Registerer
-	Now     func() time.Time
-}
+// Deps are the role's collaborators; see bus.Deps.
+type Deps = bus.Deps
 
 // Role serves the read API. Its list view is filled by Run; until Run has
 // caught up with both buckets, GET /v1/services answers 503.

@@ -74,17 +74,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Deps are what the role needs from its composition, per the role contract:
-// its own NATS connection (intake subscriptions and replies), the provisioned
-// assets (Assets.JS publishes, Assets.Pulses is read by cancels), a logger
-// (nil discards), a registry for its collectors, and a clock (nil is time.Now).
-type Deps struct {
-	Conn    *nats.Conn
-	Assets  *bus.Assets
-	Log     *slog.Logger
-	Metrics prometheus.Registerer
-	Now     func() time.Time
-}
+// Deps are the role's collaborators; see bus.Deps.
+type Deps = bus.Deps
 
 // Role is the ingest role: its HTTP routes and its direct-NATS intake.
 type Role struct {

@@ -13,11 +13,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -38,16 +36,8 @@ func DefaultConfig() Config { return Config{} }
 // Validate reports an invalid option; the empty Config is always valid.
 func (c Config) Validate() error { return nil }
 
-// Deps are the notifier's collaborators: its own NATS connection, the
-// provisioned assets, a logger, a metrics registerer and a clock (nil means
-// time.Now).
-type Deps struct {
-	Conn    *nats.Conn
-	Assets  *bus.Assets
-	Log     *slog.Logger
-	Metrics prometheus.Registerer
-	Now     func() time.Time
-}
+// Deps are the role's collaborators; see bus.Deps.
+type Deps = bus.Deps
 
 // Role is a running notifier.
 type Role struct {

@@ -32,7 +32,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -95,14 +94,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Deps are the watchdog's collaborators.
-type Deps struct {
-	Conn    *nats.Conn
-	Assets  *bus.Assets
-	Log     *slog.Logger
-	Metrics prometheus.Registerer
-	Now     func() time.Time
-}
+// Deps are the role's collaborators; see bus.Deps.
+type Deps = bus.Deps
 
 // Role is a watchdog replica.
 type Role struct {
