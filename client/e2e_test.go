@@ -4,75 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"testing"
 	"time"
-
-	"github.com/go-chi/chi/v5"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-monitor/vigil"
 	"github.com/vigil-monitor/vigil/client"
 	"github.com/vigil-monitor/vigil/internal/bus/bustest"
-	"github.com/vigil-monitor/vigil/services/api"
-	"github.com/vigil-monitor/vigil/services/ingest"
+	"github.com/vigil-monitor/vigil/internal/stacktest"
 )
 
-// serve runs the real ingest and api roles on an embedded JetStream behind
-// one router, as `vigil all` mounts them, and returns its URL once the
-// service list answers.
-func serve(t *testing.T) string {
-	t.Helper()
-	s := bustest.New(t)
-	a := s.Provision(t)
-	reg := prometheus.NewRegistry()
-	log := bustest.Logger(t)
-	in, err := ingest.New(ingest.DefaultConfig(), ingest.Deps{Conn: s.Conn(t), Assets: a, Log: log, Metrics: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := api.New(api.DefaultConfig(), api.Deps{Conn: s.Conn(t), Assets: a, Log: log, Metrics: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := chi.NewRouter()
-	in.Routes(rt)
-	rd.Routes(rt)
-	srv := httptest.NewServer(rt)
-	t.Cleanup(srv.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rd.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	c := newClient(t, srv.URL)
-	eventually(t, func() error { _, err := c.Services(context.Background(), client.ListOptions{}); return err })
-	return srv.URL
-}
-
-// eventually calls check every 10 ms until it returns nil, failing the test
-// with the last error after 10 s.
-func eventually(t *testing.T, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within 10s: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestAgainstRealServer(t *testing.T) {
-	c := newClient(t, serve(t))
+	c := newClient(t, stacktest.Serve(t))
 	ctx := context.Background()
 	names := []string{"db.backup", "my service", "a/b", "100%", "Größe ✓"}
 	for _, n := range names {
@@ -96,7 +38,7 @@ func TestAgainstRealServer(t *testing.T) {
 	if n != 2 || err != nil {
 		t.Errorf("PulseBatch = %d, %v, want 2, nil", n, err)
 	}
-	eventually(t, func() error {
+	bustest.Eventually(t, func() error {
 		all, err := c.AllServices(ctx)
 		if err == nil && len(all) != len(names)+2 {
 			err = fmt.Errorf("AllServices has %d, want %d", len(all), len(names)+2)
@@ -107,7 +49,7 @@ func TestAgainstRealServer(t *testing.T) {
 	if err != nil || rec.Op != vigil.OpCancel {
 		t.Fatalf("Cancel(a/b) = %+v, %v, want a cancel record", rec, err)
 	}
-	eventually(t, func() error {
+	bustest.Eventually(t, func() error {
 		p, err := c.Services(ctx, client.ListOptions{Status: []vigil.Status{vigil.StatusCancelled}})
 		if err == nil && (len(p.Items) != 1 || p.Items[0].Name != "a/b") {
 			err = fmt.Errorf("cancelled = %+v, want a/b", p.Items)

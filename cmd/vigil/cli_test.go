@@ -13,78 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-monitor/vigil"
 	"github.com/vigil-monitor/vigil/internal/bus/bustest"
-	"github.com/vigil-monitor/vigil/services/api"
-	"github.com/vigil-monitor/vigil/services/ingest"
+	"github.com/vigil-monitor/vigil/internal/stacktest"
 )
 
 // Test helpers here start with "cli" too, apart from the server side's.
-
-// cliRealServer serves the real ingest and api roles on an embedded
-// JetStream and returns the base URL once the service list answers.
-func cliRealServer(t *testing.T) string {
-	t.Helper()
-	s := bustest.New(t)
-	a := s.Provision(t)
-	reg := prometheus.NewRegistry()
-	log := bustest.Logger(t)
-	in, err := ingest.New(ingest.DefaultConfig(), ingest.Deps{Conn: s.Conn(t), Assets: a, Log: log, Metrics: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := api.New(api.DefaultConfig(), api.Deps{Conn: s.Conn(t), Assets: a, Log: log, Metrics: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := chi.NewRouter()
-	in.Routes(rt)
-	rd.Routes(rt)
-	srv := httptest.NewServer(rt)
-	t.Cleanup(srv.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rd.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	cliEventually(t, func() error {
-		resp, err := http.Get(srv.URL + "/v1/services")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET /v1/services = %d", resp.StatusCode)
-		}
-		return nil
-	})
-	return srv.URL
-}
-
-// cliEventually calls check every 10 ms until it returns nil, failing the
-// test with the last error after 10 s.
-func cliEventually(t *testing.T, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within 10s: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 type cliRun func(context.Context, []string, io.Writer, io.Writer, func(string) string) int
 
@@ -97,7 +33,7 @@ func cliExec(run cliRun, env map[string]string, args ...string) (int, string, st
 }
 
 func TestCLIAgainstRealServer(t *testing.T) {
-	env := map[string]string{"VIGIL_SERVER": cliRealServer(t)}
+	env := map[string]string{"VIGIL_SERVER": stacktest.Serve(t)}
 	code, out, errOut := cliExec(runPulse, env, "my service", "--next-in", "60", "--grace", "30s",
 		"--owner-type", "email", "--owner-target", "ops@example.com", "--host", "h1", "--message", "nightly")
 	if code != 0 || !strings.HasPrefix(out, "pulsed my service (seq ") {
@@ -108,7 +44,7 @@ func TestCLIAgainstRealServer(t *testing.T) {
 	}
 
 	var items []vigil.ServiceStatus
-	cliEventually(t, func() error {
+	bustest.Eventually(t, func() error {
 		code, out, errOut := cliExec(runStatus, env, "--json")
 		if code != 0 {
 			return fmt.Errorf("vigil status --json = %d, %q", code, errOut)
@@ -153,7 +89,7 @@ func TestCLIAgainstRealServer(t *testing.T) {
 	if code, out, errOut := cliExec(runCancel, env, "my service"); code != 0 || out != "cancelled my service (seq 3)\n" {
 		t.Errorf("vigil cancel = %d, %q, %q", code, out, errOut)
 	}
-	cliEventually(t, func() error {
+	bustest.Eventually(t, func() error {
 		code, out, _ := cliExec(runStatus, env, "--status=cancelled", "--json")
 		if code != 0 || !strings.Contains(out, `"name": "my service"`) {
 			return fmt.Errorf("vigil status --status=cancelled = %d, %q", code, out)

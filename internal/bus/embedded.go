@@ -141,9 +141,6 @@ func (e *Embedded) Shutdown(ctx context.Context) {
 	}
 }
 
-// Server returns the underlying nats-server, for tests and metrics.
-func (e *Embedded) Server() *server.Server { return e.srv }
-
 // serverLog adapts slog to nats-server's Logger.
 type serverLog struct{ log *slog.Logger }
 

@@ -70,30 +70,13 @@ func (e *env) run(t *testing.T) {
 			t.Error("Run did not return after cancel")
 		}
 	})
-	eventually(t, func() error {
+	bustest.Eventually(t, func() error {
 		code, body := e.get(t, "/v1/services")
 		if code != http.StatusOK {
 			return fmt.Errorf("GET /v1/services = %d %s", code, body)
 		}
 		return nil
 	})
-}
-
-// eventually calls check every 10 ms until it returns nil, failing the test
-// with the last error after 10 s.
-func eventually(t *testing.T, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within 10s: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func (e *env) get(t *testing.T, path string) (int, []byte) {
@@ -188,7 +171,7 @@ func TestListAndGet(t *testing.T) {
 		}
 	})
 	var got listBody
-	eventually(t, func() error {
+	bustest.Eventually(t, func() error {
 		var err error
 		got, err = e.list(t, "")
 		if err == nil && len(got.Items) != len(want) {
@@ -239,7 +222,7 @@ func TestGetReadsFreshAndJoinsVerdict(t *testing.T) {
 	since := t0.Add(-45 * time.Second)
 	e.verdict(t, "db.backup", vigil.Verdict{Service: "db.backup", Status: vigil.StatusDown, Since: since, Seq: s.Seq, DownSeq: s.Seq})
 	var st vigil.ServiceStatus
-	eventually(t, func() error {
+	bustest.Eventually(t, func() error {
 		_, b := e.get(t, "/v1/services/db.backup")
 		if err := json.Unmarshal(b, &st); err != nil {
 			return err
@@ -253,7 +236,7 @@ func TestGetReadsFreshAndJoinsVerdict(t *testing.T) {
 		t.Errorf("GET = %+v, want down at seq %d", st, s.Seq)
 	}
 	// The list joins the same verdict.
-	eventually(t, func() error {
+	bustest.Eventually(t, func() error {
 		l, err := e.list(t, "")
 		if err != nil {
 			return err
@@ -274,7 +257,7 @@ func TestPagination(t *testing.T) {
 		want = append(want, n)
 		e.pulse(t, n, 0, time.Minute, 0)
 	}
-	eventually(t, func() error {
+	bustest.Eventually(t, func() error {
 		l, err := e.list(t, "?limit=1000")
 		if err == nil && len(l.Items) != len(want) {
 			err = fmt.Errorf("%d items, want %d", len(l.Items), len(want))
@@ -331,7 +314,7 @@ func TestStatusFilter(t *testing.T) {
 	rec := c.Record
 	rec.Op, rec.CancelledAt = vigil.OpCancel, t0.Add(-time.Second)
 	e.put(t, rec)
-	eventually(t, func() error {
+	bustest.Eventually(t, func() error {
 		l, err := e.list(t, "?status=cancelled")
 		if err == nil && len(l.Items) != 1 {
 			err = fmt.Errorf("%d cancelled, want 1", len(l.Items))
@@ -385,7 +368,7 @@ func TestDeleteAndPurge(t *testing.T) {
 	if err := e.assets.Pulses.Purge(ctx, vigil.Token("d.e")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func() error {
+	bustest.Eventually(t, func() error {
 		l, err := e.list(t, "")
 		if err == nil && (len(l.Items) != 1 || l.Items[0].Name != "a") {
 			err = fmt.Errorf("list = %+v, want only a", l.Items)
@@ -399,7 +382,7 @@ func TestDeleteAndPurge(t *testing.T) {
 	}
 	// Pulsing again lists it again.
 	e.pulse(t, "b c", 0, time.Minute, 0)
-	eventually(t, func() error {
+	bustest.Eventually(t, func() error {
 		l, err := e.list(t, "")
 		if err == nil && len(l.Items) != 2 {
 			err = fmt.Errorf("list = %+v, want a and b c", l.Items)
@@ -466,7 +449,7 @@ func TestMetrics(t *testing.T) {
 	e.pulse(t, "up2", 0, time.Minute, 0)
 	e.pulse(t, "down", -time.Hour, time.Minute, 0)
 	want := map[string]float64{"up": 2, "late": 0, "down": 1, "cancelled": 0}
-	eventually(t, func() error {
+	bustest.Eventually(t, func() error {
 		got, err := gauges(e.reg, "vigil_api_services")
 		if err != nil {
 			return err

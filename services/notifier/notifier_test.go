@@ -51,7 +51,7 @@ func TestNotifierConsumesAndAcks(t *testing.T) {
 
 	// Wait until the consumer exists, the alert is acknowledged and counted.
 	var info *jetstream.ConsumerInfo
-	waitFor(t, 10*time.Second, func() error {
+	bustest.Eventually(t, func() error {
 		c, err := assets.JS.Consumer(pctx, vigil.StreamAlerts, notifier.Consumer)
 		if err != nil {
 			return err
@@ -89,7 +89,7 @@ func TestNotifierRestartKeepsPosition(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- r.Run(ctx) }()
-		waitFor(t, 10*time.Second, func() error {
+		bustest.Eventually(t, func() error {
 			_, err := assets.JS.Consumer(context.Background(), vigil.StreamAlerts, notifier.Consumer)
 			return err
 		})
@@ -118,24 +118,4 @@ func alertsTotal(t *testing.T, reg *prometheus.Registry, kind string) float64 {
 		}
 	}
 	return 0
-}
-
-// waitFor calls cond until it returns nil or timeout passes; it waits on a
-// ticker between attempts, never on a fixed sleep.
-func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.After(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("condition not met after %v: %v", timeout, err)
-		case <-tick.C:
-		}
-	}
 }
