@@ -1,6 +1,6 @@
 # vigil: every target has a one-line comment; `make check` is what CI runs.
 
-.PHONY: build test lint fmt vet tidy bench run check ci
+.PHONY: build test lint fmt vet tidy bench run check ci images compose-e2e
 
 # build: compile every command into bin/
 build:
@@ -26,11 +26,19 @@ vet:
 tidy:
 	go mod tidy -diff
 
-# bench: run every benchmark for 2 s each, no tests
+# bench: the benchmark command, every scenario at full size (several minutes; BENCHMARKS.md); plots in bench-out/
 bench:
-	go test -run XXX -bench . -benchtime 2s ./...
+	go run ./cmd/vigil-bench --out bench-out --cpuprofile bench-out --memprofile bench-out
 
-# run: start vigil all (data in ./vigil-data, HTTP :8080, NATS 127.0.0.1:4222)
+# images: build every container image from scratch (nothing is pulled)
+images:
+	deploy/build-images.sh
+
+# compose-e2e: the docker-compose fault test (a few minutes)
+compose-e2e:
+	VIGIL_COMPOSE_E2E=1 go test -count=1 -v -timeout 25m ./e2e/compose/
+
+# run: start vigil all (data in ./vigil-data, HTTP 127.0.0.1:8080, NATS 127.0.0.1:4222)
 run:
 	go run ./cmd/vigil
 

@@ -53,10 +53,11 @@ func (o *Owner) Validate() error {
 	case "":
 		return Invalid("owner.type", "is required (pushover, mail, webhook or toast)")
 	case ChannelPushover:
-		// Pushover keys are 30 characters of [A-Za-z0-9]; legacy clients send
-		// shorter placeholders, so only the alphabet is enforced.
-		if !isAlnum(t, 64) {
-			return Invalid("owner.target", "a Pushover user or group key is letters and digits only")
+		// Pushover user and group keys are 30 characters of [A-Za-z0-9]
+		// (https://pushover.net/api#identifiers); anything else would only
+		// fail at delivery time.
+		if len(t) != 30 || !isAlnum(t, 30) {
+			return Invalid("owner.target", "a Pushover user or group key is 30 letters and digits")
 		}
 	case ChannelMail:
 		a, err := mail.ParseAddress(t)

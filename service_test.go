@@ -99,3 +99,17 @@ func TestPulseValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestPushoverTargetIsAThirtyCharacterKey(t *testing.T) {
+	for target, ok := range map[string]bool{
+		"uQiRzpo4DXghDmr9QzzfQu27cmVRsG":  true,
+		"uKey":                            false,
+		"uQiRzpo4DXghDmr9QzzfQu27cmVRsGx": false,
+		"uQiRzpo4DXghDmr9QzzfQu27cmVRs!":  false,
+	} {
+		err := (&vigil.Owner{Type: "pushover", Target: target}).Validate()
+		if (err == nil) != ok {
+			t.Errorf("pushover target %q: err %v, want ok=%v", target, err, ok)
+		}
+	}
+}

@@ -37,7 +37,82 @@ const (
 	SubjectInAlert = "vigil.in.alert"
 	// IngestQueue is the queue group ingest replicas share on the intake subjects.
 	IngestQueue = "vigil-ingest"
+
+	// StreamEvents stores every Event on EventSubject (limits by age and
+	// size; dedup window for Idempotency-Key retries).
+	StreamEvents = "VIGIL_EVENTS"
+	// EventSubjects is the subject filter of StreamEvents.
+	EventSubjects = "vigil.event.>"
+	// SubjectInEvent is the direct-NATS intake for events: a JSON Event, a
+	// JSON array of them, or NDJSON, answered like POST /v1/events.
+	SubjectInEvent = "vigil.in.event"
+
+	// StreamDeliveries is the notifier's work queue: one message per
+	// (alert, channel, target) delivery job, on DeliverySubject.
+	StreamDeliveries = "VIGIL_DELIVERIES"
+	// DeliverySubjects is the subject filter of StreamDeliveries.
+	DeliverySubjects = "vigil.delivery.>"
+	// StreamDeadLetters keeps delivery jobs that failed permanently or ran
+	// out of attempts, on DeadLetterSubject, until retried or expired.
+	StreamDeadLetters = "VIGIL_DEAD_LETTERS"
+	// DeadLetterSubjects is the subject filter of StreamDeadLetters.
+	DeadLetterSubjects = "vigil.dead.>"
+	// StreamAttempts is the delivery history: one message per attempt
+	// (time, channel, target, outcome, error, attempt number), on
+	// AttemptSubject.
+	StreamAttempts = "VIGIL_ATTEMPTS"
+	// AttemptSubjects is the subject filter of StreamAttempts.
+	AttemptSubjects = "vigil.attempt.>"
+	// StreamToasts carries alerts for desktop toast targets on
+	// ToastSubject; vigil-agent toast subscribes to its own target.
+	StreamToasts = "VIGIL_TOASTS"
+	// ToastSubjects is the subject filter of StreamToasts.
+	ToastSubjects = "vigil.toast.>"
+	// BucketDelivered holds a mark per delivery job that reached its
+	// provider, keyed by the job id; a redelivered job that finds its mark is
+	// acknowledged without sending again.
+	BucketDelivered = "vigil_delivered"
+	// BucketSilences holds the silences, keyed by silence id.
+	BucketSilences = "vigil_silences"
+
+	// StreamHostStats is the history of host stats, on HostStatsSubject.
+	StreamHostStats = "VIGIL_HOST_STATS"
+	// HostStatsSubjects is the subject filter of StreamHostStats.
+	HostStatsSubjects = "vigil.host.stats.>"
+	// BucketHosts holds the latest stats of each host, keyed by host token.
+	BucketHosts = "vigil_hosts"
 )
+
+// NoService is the token used in subjects that always carry a service token
+// when a message concerns no single service. Token returns it for no valid
+// name.
+const NoService = "_"
+
+// EventSubject returns "vigil.event.<token>" for an event of service.
+func EventSubject(service string) string { return "vigil.event." + Token(service) }
+
+// DeliverySubject returns "vigil.delivery.<channel>" for a delivery job of
+// channel type channel ("mail", "pushover", "webhook", "toast").
+func DeliverySubject(channel string) string { return "vigil.delivery." + channel }
+
+// DeadLetterSubject returns "vigil.dead.<channel>".
+func DeadLetterSubject(channel string) string { return "vigil.dead." + channel }
+
+// AttemptSubject returns "vigil.attempt.<channel>.<token>", with NoService
+// for an alert about no single service.
+func AttemptSubject(channel, service string) string {
+	if service == "" {
+		return "vigil.attempt." + channel + "." + NoService
+	}
+	return "vigil.attempt." + channel + "." + Token(service)
+}
+
+// ToastSubject returns "vigil.toast.<token>" for toast target (a desktop
+// name, encoded with Token like a service name).
+func ToastSubject(target string) string { return "vigil.toast." + Token(target) }
+
+// HostStatsSubject returns "vigil.host.stats.<token>" for host id host.
+func HostStatsSubject(host string) string { return "vigil.host.stats." + Token(host) }
 
 // PulseSubject returns the JetStream subject of a service's Record in
 // BucketPulses: "$KV.vigil_pulses.<token>".

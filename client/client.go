@@ -1,5 +1,7 @@
-// Package client is a Go client of vigil's HTTP API v1: send pulses and
-// cancels, raise manual alerts, and read services with their statuses.
+// Package client is a Go client of vigil's HTTP API v1: send pulses,
+// cancels and events, raise manual alerts, read services with their
+// statuses, query events, alerts and status flips, and follow the live
+// stream (Stream, TailEvents) with automatic resume.
 //
 //	c, err := client.New("http://127.0.0.1:8080")
 //	rec, err := c.Pulse(ctx, vigil.Pulse{Service: "db.backup", NextIn: vigil.Seconds(time.Hour)})

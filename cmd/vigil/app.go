@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +21,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigil-monitor/vigil/internal/auth"
 	"github.com/vigil-monitor/vigil/internal/bus"
+	"github.com/vigil-monitor/vigil/internal/natsconn"
+	"github.com/vigil-monitor/vigil/openapi"
+	"github.com/vigil-monitor/vigil/services/api/web"
 )
 
 // app is one running vigil process: an optional embedded NATS server, one
@@ -42,6 +48,8 @@ type app struct {
 	emb   *bus.Embedded
 	conns []*conn
 	roles []*running
+	// legacy are the legacy protocol listeners (nil when off).
+	legacy *legacyServers
 
 	cancelRoles context.CancelFunc
 	group       errgroup.Group
@@ -108,6 +116,15 @@ func (a *app) start(ctx context.Context, cfg Config, roles []string) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 
+	guard, err := newGuard(cfg, reg, a.log)
+	if err != nil {
+		return err
+	}
+	lim, err := newLimiter(cfg, reg)
+	if err != nil {
+		return err
+	}
+
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -115,10 +132,18 @@ func (a *app) start(ctx context.Context, cfg Config, roles []string) error {
 	}
 	a.ln = ln
 	a.srv = &http.Server{
-		Handler:           a.handler(reg),
+		Handler:           a.handler(reg, guard, cfg.Auth.ProtectMetrics),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	if cfg.TLSCert != "" {
+		pair, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("http tls (--tls-cert, --tls-key): %w", err)
+		}
+		a.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, a.srv.TLSConfig)
 	}
 	a.watchers.Go(func() {
 		if err := a.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -154,11 +179,16 @@ func (a *app) start(ctx context.Context, cfg Config, roles []string) error {
 		a.conns = append(a.conns, c)
 	}
 
-	assets, err := a.provision(ctx, cfg.bus())
+	assets, err := a.provision(ctx, cfg.bus(), cfg.NATS.Identities)
 	if err != nil {
 		return err
 	}
 	rt := chi.NewRouter()
+	rt.Use(lim.ByIP) // before the token check, so guessing tokens is limited too
+	if guard != nil {
+		rt.Use(guard.Handler) // every role's route needs a token
+	}
+	rt.Use(lim.ByToken)
 	rt.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found"})
 	})
@@ -177,6 +207,11 @@ func (a *app) start(ctx context.Context, cfg Config, roles []string) error {
 		}
 		r.Routes(rt)
 		a.roles = append(a.roles, &running{name: name, role: r, conn: a.conns[i], assets: assets[i]})
+	}
+	if slices.Contains(roles, "api") { // the web pages read the api role's routes
+		if err := mountPages(rt, cfg, guard, a.log); err != nil {
+			return err
+		}
 	}
 	var h http.Handler = rt
 	a.routes.Store(&h)
@@ -204,6 +239,9 @@ func (a *app) start(ctx context.Context, cfg Config, roles []string) error {
 			return err
 		})
 	}
+	if a.legacy, err = startLegacy(ctx, cfg.Legacy, a.roles, h, lim, a.log, a.finish); err != nil {
+		return err
+	}
 	a.watchers.Go(func() { a.watchReady(roles) })
 	return nil
 }
@@ -216,7 +254,7 @@ func (a *app) connect(cfg Config, name string) (*conn, error) {
 		err error
 	)
 	if a.emb != nil {
-		nc, err = a.emb.Connect("vigil-" + name)
+		nc, err = a.emb.ConnectRole(name)
 	} else {
 		nc, err = bus.Connect(cfg.conn(name), a.log.With("role", name))
 	}
@@ -233,29 +271,39 @@ func (a *app) connect(cfg Config, name string) (*conn, error) {
 
 // provision runs bus.Provision on every role's connection, so each role gets
 // assets bound to its own connection. The first run creates the streams and
-// buckets; the others only confirm them, in parallel.
-func (a *app) provision(ctx context.Context, bc bus.Config) ([]*bus.Assets, error) {
+// buckets; the others only confirm them. They run one after the other:
+// concurrent updates of one stream race inside nats-server (seen with -race).
+// With least-privilege identities each role creates only what it owns and
+// waits for the rest, so they run at once: one after the other, a role
+// would wait for a stream that a later role creates.
+func (a *app) provision(ctx context.Context, bc bus.Config, identities bool) ([]*bus.Assets, error) {
 	out := make([]*bus.Assets, len(a.conns))
-	one := func(i int) error {
-		js, err := bus.NewJetStream(a.conns[i].nc)
-		if err != nil {
-			return fmt.Errorf("role %s: jetstream: %w", a.conns[i].name, err)
+	if identities {
+		var g errgroup.Group
+		for i, c := range a.conns {
+			g.Go(func() error {
+				js, err := bus.NewJetStream(c.nc)
+				if err != nil {
+					return fmt.Errorf("role %s: jetstream: %w", c.name, err)
+				}
+				rc := bc
+				rc.Owner = c.name
+				if out[i], err = bus.Provision(ctx, js, rc); err != nil {
+					return fmt.Errorf("role %s: %w", c.name, err)
+				}
+				return nil
+			})
 		}
-		out[i], err = bus.Provision(ctx, js, bc)
+		return out, g.Wait()
+	}
+	for i, c := range a.conns {
+		js, err := bus.NewJetStream(c.nc)
 		if err != nil {
-			return fmt.Errorf("role %s: %w", a.conns[i].name, err)
+			return nil, fmt.Errorf("role %s: jetstream: %w", c.name, err)
 		}
-		return nil
-	}
-	if err := one(0); err != nil {
-		return nil, err
-	}
-	var g errgroup.Group
-	for i := 1; i < len(a.conns); i++ {
-		g.Go(func() error { return one(i) })
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
+		if out[i], err = bus.Provision(ctx, js, bc); err != nil {
+			return nil, fmt.Errorf("role %s: %w", c.name, err)
+		}
 	}
 	return out, nil
 }
@@ -271,7 +319,7 @@ func (a *app) watchReady(roles []string) {
 		if err == nil {
 			a.log.Info("vigil ready",
 				"http_addr", a.HTTPAddr(),
-				"nats_url", bus.RedactURL(a.natsURL),
+				"nats_url", natsconn.RedactURL(a.natsURL),
 				"roles", roles,
 				"took", float64(time.Since(a.started).Microseconds())/1000)
 			close(a.ready)
@@ -311,9 +359,40 @@ func (a *app) check(ctx context.Context) error {
 	return nil
 }
 
+// newGuard returns the API token guard of cfg, or nil when cfg has no
+// tokens; then the API is open, which validate allowed only on loopback or
+// with --insecure, and newGuard says so in the log.
+func newGuard(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*auth.Guard, error) {
+	if len(cfg.Auth.Tokens) == 0 {
+		if auth.Loopback(cfg.HTTPAddr) {
+			log.Warn("the HTTP API runs without tokens: open to every user of this machine; configure API tokens (--auth-tokens, docs/auth.md) before listening beyond loopback",
+				"http_addr", cfg.HTTPAddr)
+		} else {
+			log.Warn("INSECURE: the HTTP API runs without tokens on an address beyond loopback (--insecure): anyone who reaches it may read, send, cancel and silence; configure API tokens (--auth-tokens, docs/auth.md)",
+				"http_addr", cfg.HTTPAddr)
+		}
+		return nil, nil
+	}
+	var opts []auth.Option
+	if cfg.Auth.CSRFKey != "" {
+		opts = append(opts, auth.WithCSRFKey([]byte(cfg.Auth.CSRFKey)))
+	}
+	if wt := cfg.Legacy.WatchTower; wt.on(cfg.Legacy.Addr) {
+		// Legacy users log in to the web pages with the watchTower password.
+		opts = append(opts, auth.WithPassword("watchtower", wt.Password))
+	}
+	g, err := auth.NewGuard(cfg.Auth.Tokens, log.With("component", "auth"), reg, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return g, nil
+}
+
 // handler returns the process's HTTP handler: the health endpoints, the
-// metrics of reg, and the roles' routes.
-func (a *app) handler(reg *prometheus.Registry) http.Handler {
+// metrics of reg (behind guard when protectMetrics), the OpenAPI document,
+// and the roles' routes. Only the roles' routes need a token: the health
+// endpoints, the document and, by default, the metrics stay open.
+func (a *app) handler(reg *prometheus.Registry, guard *auth.Guard, protectMetrics bool) http.Handler {
 	rt := chi.NewRouter()
 	rt.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -327,7 +406,12 @@ func (a *app) handler(reg *prometheus.Registry) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	rt.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	if guard != nil && protectMetrics {
+		metrics = guard.Require(auth.ScopeRead, metrics)
+	}
+	rt.Method(http.MethodGet, "/metrics", metrics)
+	rt.Method(http.MethodGet, openapi.Path, openapi.Handler())
 	rt.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		h := a.routes.Load()
 		if h == nil {
@@ -346,6 +430,21 @@ func (a *app) handler(reg *prometheus.Registry) http.Handler {
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed"})
 	})
 	return rt
+}
+
+// mountPages mounts the web pages (/gui, services/api/web) on rt, with the
+// events explorer's presets of legacy.watchtower.events_presets.
+func mountPages(rt chi.Router, cfg Config, guard *auth.Guard, log *slog.Logger) error {
+	var presets []web.Preset
+	for _, p := range cfg.Legacy.WatchTower.EventsPresets {
+		presets = append(presets, web.Preset{Name: p.Name, Service: p.Service, Message: p.Message})
+	}
+	pages, err := web.New(web.Config{Guard: guard, Presets: presets, Log: log})
+	if err != nil {
+		return err
+	}
+	pages.Routes(rt)
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -398,6 +497,9 @@ func (a *app) stop(ctx context.Context) error {
 		if err := a.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
+	}
+	if err := a.legacy.stop(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if a.cancelRoles != nil {
 		a.cancelRoles()

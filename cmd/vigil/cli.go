@@ -1,7 +1,7 @@
 package main
 
-// The user commands pulse, cancel and status: thin wrappers of package
-// client. Their package-level names start with "cli" so that they never
+// The user commands pulse, cancel, status and events: thin wrappers of
+// package client. Their package-level names start with "cli" so that they never
 // collide with the server side of this package.
 
 import (
@@ -371,4 +371,206 @@ func (c *cliDuration) Set(s string) error {
 	}
 	c.d, c.set = d, true
 	return nil
+}
+
+// runEvents implements `vigil events [--service RE] [--service-exact NAME]
+// [--message RE] [--level N] [--from T] [--to T] [--limit N] [--asc]
+// [--json]` and, with "tail" first, runEventsTail.
+func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) > 0 && args[0] == "tail" {
+		return runEventsTail(ctx, args[1:], stdout, stderr, getenv)
+	}
+	fs := cliFlagSet("events", "[flags]   (or: vigil events tail [flags])",
+		"List events, newest first, from the last 24 h unless --from says otherwise.\n"+
+			"--service and --message are case-insensitive RE2 regular expressions.\n"+
+			"Times T are RFC 3339 (2026-11-21T12:00:00Z), Unix seconds, or a duration ago (90m, 2h).", stderr)
+	var conn cliConn
+	conn.bind(fs)
+	var f cliEventFilter
+	f.bind(fs)
+	var from, to cliTime
+	fs.Var(&from, "from", "list events received at or after `T`")
+	fs.Var(&to, "to", "list events received at or before `T`")
+	limit := fs.Int("limit", 100, "most events to print")
+	asc := fs.Bool("asc", false, "oldest first")
+	asJSON := fs.Bool("json", false, "print the events as a JSON array instead of a table")
+	pos, code := cliParse(fs, args)
+	if code >= 0 {
+		return code
+	}
+	if len(pos) != 0 {
+		return cliUsage(fs, "events", fmt.Errorf("unexpected arguments %q (did you mean vigil events tail?)", pos))
+	}
+	if *limit < 1 {
+		return cliUsage(fs, "events", errors.New("--limit must be at least 1"))
+	}
+	c, err := conn.client(getenv)
+	if err != nil {
+		return cliUsage(fs, "events", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, conn.timeout)
+	defer cancel()
+	q := client.EventQuery{Filter: f.filter(), Paging: client.Paging{From: from.t, To: to.t, Ascending: *asc}}
+	items := []vigil.Event{}
+	for len(items) < *limit {
+		q.Limit = min(*limit-len(items), 1000)
+		p, err := c.Events(ctx, q)
+		if err != nil {
+			return cliFail(stderr, "events", cliParamError(err))
+		}
+		items = append(items, p.Items...)
+		if p.NextCursor == "" || p.NextCursor == q.Cursor {
+			break
+		}
+		q.Cursor = p.NextCursor
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(items); err != nil {
+			return cliFail(stderr, "events", err)
+		}
+		return cliExitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "RECEIVED\tSERVICE\tLEVEL\tMESSAGE")
+	for _, e := range items {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Received.Local().Format(time.RFC3339), cliCell(e.Service), e.Level, cliCell(e.Message))
+	}
+	_ = tw.Flush()
+	return cliExitOK
+}
+
+// runEventsTail implements `vigil events tail [--service RE] [--service-exact
+// NAME] [--message RE] [--level N] [--json]`: print each event as it
+// arrives until interrupted, reconnecting (and resuming with Last-Event-ID)
+// when the connection drops.
+func runEventsTail(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := cliFlagSet("events tail", "[flags]",
+		"Print events as they arrive, until interrupted. After a dropped connection it\n"+
+			"reconnects and goes on after the last event printed: nothing missed, nothing twice.", stderr)
+	var conn cliConn
+	conn.bind(fs)
+	var f cliEventFilter
+	f.bind(fs)
+	asJSON := fs.Bool("json", false, "print each event as one line of JSON (NDJSON)")
+	pos, code := cliParse(fs, args)
+	if code >= 0 {
+		return code
+	}
+	if len(pos) != 0 {
+		return cliUsage(fs, "events tail", fmt.Errorf("unexpected arguments %q", pos))
+	}
+	c, err := conn.client(getenv)
+	if err != nil {
+		return cliUsage(fs, "events tail", err)
+	}
+	enc := json.NewEncoder(stdout)
+	err = c.TailEvents(ctx, f.filter(), func(e vigil.Event) error {
+		if *asJSON {
+			return enc.Encode(e)
+		}
+		_, err := fmt.Fprintf(stdout, "%s  %-8s  %s  %s\n", e.Received.Local().Format(time.RFC3339), e.Level, cliCell(e.Service), cliCell(e.Message))
+		return err
+	})
+	if err != nil {
+		return cliFail(stderr, "events tail", cliParamError(err))
+	}
+	return cliExitOK
+}
+
+// cliEventFilter holds the filter flags of vigil events and events tail.
+type cliEventFilter struct {
+	service, message string
+	exact            cliStrings
+	level            cliLevel
+}
+
+func (f *cliEventFilter) bind(fs *flag.FlagSet) {
+	fs.StringVar(&f.service, "service", "", "only services whose name matches this case-insensitive `regexp`")
+	fs.Var(&f.exact, "service-exact", "only the service with exactly this `name` (repeatable)")
+	fs.StringVar(&f.message, "message", "", "only messages matching this case-insensitive `regexp`")
+	fs.Var(&f.level, "level", "lowest `level` shown: a number or debug, info, warning, error, critical")
+}
+
+func (f *cliEventFilter) filter() client.Filter {
+	return client.Filter{Service: f.service, ServiceExact: f.exact, Message: f.message, Level: f.level.l}
+}
+
+// cliParamError renames the query parameter of a server's 400 to its flag
+// ("service_exact: …" becomes "--service-exact: …").
+func cliParamError(err error) error {
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Field == "" {
+		return err
+	}
+	return fmt.Errorf("--%s: %s (%w)", strings.ReplaceAll(ce.Field, "_", "-"), strings.TrimPrefix(ce.Message, ce.Field+": "), err)
+}
+
+// cliStrings is a repeatable string flag.
+type cliStrings []string
+
+func (s *cliStrings) String() string { return strings.Join(*s, ",") }
+
+func (s *cliStrings) Set(v string) error {
+	if err := vigil.ValidateName(v); err != nil {
+		return errors.New("not a valid service name")
+	}
+	*s = append(*s, v)
+	return nil
+}
+
+// cliLevel is a flag value of a level: a number or a name.
+type cliLevel struct{ l vigil.Level }
+
+func (c *cliLevel) String() string {
+	if c == nil || c.l == 0 {
+		return ""
+	}
+	return c.l.String()
+}
+
+func (c *cliLevel) Set(s string) error {
+	l, err := vigil.ParseLevel(s)
+	if err != nil {
+		return errors.New("want a number >= 0 or debug, info, warning, error, critical")
+	}
+	c.l = l
+	return nil
+}
+
+// cliTime is a flag value of a time: RFC 3339, Unix seconds, or a duration
+// before now ("90m", "2h").
+type cliTime struct {
+	t   time.Time
+	now func() time.Time
+}
+
+func (c *cliTime) String() string {
+	if c == nil || c.t.IsZero() {
+		return ""
+	}
+	return c.t.Format(time.RFC3339)
+}
+
+func (c *cliTime) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		c.t = t
+		return nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) && !strings.ContainsAny(s, "xXpP_") {
+		sec, frac := math.Modf(f)
+		c.t = time.Unix(int64(sec), int64(frac*1e9))
+		return nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		now := time.Now
+		if c.now != nil {
+			now = c.now
+		}
+		c.t = now().Add(-d)
+		return nil
+	}
+	return errors.New("want an RFC 3339 time (2026-11-21T12:00:00Z), Unix seconds, or a duration ago (90m, 2h)")
 }

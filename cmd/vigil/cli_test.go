@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vigil-monitor/vigil"
+	"github.com/vigil-monitor/vigil/client"
 	"github.com/vigil-monitor/vigil/internal/bus/bustest"
 	"github.com/vigil-monitor/vigil/internal/stacktest"
 )
@@ -254,6 +256,8 @@ func TestCLIHelp(t *testing.T) {
 		{runPulse, []string{"next-in", "grace", "owner-type", "owner-target", "host", "message", "server", "token", "timeout"}},
 		{runCancel, []string{"server", "token", "timeout"}},
 		{runStatus, []string{"json", "status", "server", "token", "timeout"}},
+		{runEvents, []string{"service", "service-exact", "message", "level", "from", "to", "limit", "asc", "json", "server", "token", "timeout"}},
+		{runEventsTail, []string{"service", "service-exact", "message", "level", "json", "server", "token", "timeout"}},
 	}
 	for _, tt := range tests {
 		code, out, errOut := cliExec(tt.run, env, "--help")
@@ -293,6 +297,7 @@ func TestCLIServerErrors(t *testing.T) {
 			{"pulse", runPulse, []string{"a", "--next-in", "60"}},
 			{"cancel", runCancel, []string{"a"}},
 			{"status", runStatus, nil},
+			{"events", runEvents, nil},
 		} {
 			code, out, errOut := cliExec(c.run, nil, append(c.args, "--server", tt.server)...)
 			if code != tt.want || out != "" || !strings.HasPrefix(errOut, "vigil "+c.cmd+": ") {
@@ -379,5 +384,148 @@ old          cancelled  1m ago   1h ago      -         -
 `
 	if diff := cmp.Diff(want, b.String()); diff != "" {
 		t.Errorf("cliTable (-want +got):\n%s", diff)
+	}
+}
+
+func TestCLIEventsAgainstRealServer(t *testing.T) {
+	base := stacktest.Serve(t)
+	env := map[string]string{"VIGIL_SERVER": base}
+	c, err := client.New(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	msgs := []string{`"quoted; first"`, "two\nlines", "plain disk full", "Größe ✓"}
+	for i, m := range msgs {
+		if _, err := c.Event(ctx, vigil.Event{Service: []string{"db.backup", "web"}[i%2], Level: vigil.Level(i + 1), Message: m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var items []vigil.Event
+	bustest.Eventually(t, func() error {
+		code, out, errOut := cliExec(runEvents, env, "--json")
+		if code != 0 {
+			return fmt.Errorf("vigil events --json = %d, %q", code, errOut)
+		}
+		if err := json.Unmarshal([]byte(out), &items); err != nil {
+			return fmt.Errorf("decode %q: %w", out, err)
+		}
+		if len(items) != len(msgs) {
+			return fmt.Errorf("%d events, want %d", len(items), len(msgs))
+		}
+		return nil
+	})
+	for i, e := range items { // newest first
+		if want := msgs[len(msgs)-1-i]; e.Message != want {
+			t.Errorf("event %d message = %q, want %q", i, e.Message, want)
+		}
+	}
+
+	code, out, _ := cliExec(runEvents, env, "--service", "^DB", "--level", "warning", "--from", "1h")
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "RECEIVED") || !strings.Contains(lines[1], "db.backup") ||
+		!strings.Contains(lines[1], "plain disk full") || !strings.Contains(lines[1], "  error  ") {
+		t.Errorf("vigil events --service ^DB --level warning = %d, %q; want a header and the one error of db.backup", code, out)
+	}
+	code, out, _ = cliExec(runEvents, env, "--service-exact", "web", "--asc")
+	if code != 0 || !strings.Contains(out, `"two\nlines"`) || strings.Index(out, `"two\nlines"`) > strings.Index(out, "Größe") {
+		t.Errorf("vigil events --service-exact web --asc = %d, %q; want both web events oldest first, newlines quoted", code, out)
+	}
+	code, out, _ = cliExec(runEvents, env, "--limit", "3", "--json")
+	if err := json.Unmarshal([]byte(out), &items); code != 0 || err != nil || len(items) != 3 {
+		t.Errorf("vigil events --limit 3 = %d, %d events (%v); want 3", code, len(items), err)
+	}
+	code, _, errOut := cliExec(runEvents, env, "--message", "(")
+	if code != 2 || !strings.Contains(errOut, "--message") {
+		t.Errorf("vigil events --message ( = %d, %q; want 2 naming --message", code, errOut)
+	}
+	code, _, errOut = cliExec(runEvents, env, "--to", "yesterday")
+	if code != 2 || !strings.Contains(errOut, "-to") {
+		t.Errorf("vigil events --to yesterday = %d, %q; want a usage error", code, errOut)
+	}
+}
+
+// cliSyncBuffer is an io.Writer safe for a command writing while the test
+// reads.
+type cliSyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *cliSyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *cliSyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestCLIEventsTail(t *testing.T) {
+	base := stacktest.Serve(t)
+	c, err := client.New(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut cliSyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runEvents(ctx, []string{"tail", "--service-exact", "X", "--level", "3"}, &out, &errOut,
+			func(k string) string { return map[string]string{"VIGIL_SERVER": base}[k] })
+	}()
+	// The tail starts at the end of the stream: send until one shows up.
+	bustest.Eventually(t, func() error {
+		for _, e := range []vigil.Event{
+			{Service: "X", Level: 1, Message: "too low"},
+			{Service: "Y", Level: 4, Message: "other service"},
+			{Service: "X", Level: 3, Message: "shown; \"quoted\""},
+		} {
+			if _, err := c.Event(context.Background(), e); err != nil {
+				return err
+			}
+		}
+		if !strings.Contains(out.String(), "shown") {
+			return errors.New("nothing printed yet")
+		}
+		return nil
+	})
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("vigil events tail = %d after interrupt, %q; want 0", code, errOut.String())
+	}
+	for _, l := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
+		if f := strings.Fields(l); len(f) < 3 || f[1] != "error" || f[2] != "X" || !strings.Contains(l, `shown; "quoted"`) {
+			t.Errorf("tail line %q, want only X's level-3 events", l)
+		}
+	}
+}
+
+func TestCLITime(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Time
+	}{
+		{"2026-11-21T10:00:00Z", now.Add(-2 * time.Hour)},
+		{"2026-11-21T11:00:00.5+01:00", now.Add(-2*time.Hour + 500*time.Millisecond)},
+		{"1795000000", time.Unix(1795000000, 0)},
+		{"90m", now.Add(-90 * time.Minute)},
+		{"0s", now},
+	}
+	for _, tt := range tests {
+		c := cliTime{now: func() time.Time { return now }}
+		if err := c.Set(tt.in); err != nil || !c.t.Equal(tt.want) {
+			t.Errorf("cliTime.Set(%q) = %v, %v; want %v", tt.in, c.t, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "yesterday", "-5m", "0x10", "NaN"} {
+		c := cliTime{}
+		if err := c.Set(bad); err == nil {
+			t.Errorf("cliTime.Set(%q) = %v, want an error", bad, c.t)
+		}
 	}
 }

@@ -2,8 +2,8 @@
 //
 // Server roles: vigil all (the default) runs every role with an embedded
 // NATS server; vigil ingest, watchdog, notifier and api each run one role
-// against an external NATS (--nats-url). User commands: vigil pulse, cancel
-// and status talk to a running server's HTTP API. vigil version prints the
+// against an external NATS (--nats-url). User commands: vigil pulse, cancel,
+// status and events talk to a running server's HTTP API. vigil version prints the
 // versions; vigil <command> --help lists every option with its environment
 // variable, YAML key and default.
 package main
@@ -49,10 +49,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runCancel(ctx, args, stdout, stderr, getenv)
 	case "status":
 		return runStatus(ctx, args, stdout, stderr, getenv)
+	case "events":
+		return runEvents(ctx, args, stdout, stderr, getenv)
+	case "token":
+		return runToken(args, os.Stdin, stdout, stderr)
+	case "nats":
+		return runNATS(args, stdout, stderr)
 	case "help":
 		if len(args) > 0 {
 			switch args[0] {
-			case "pulse", "cancel", "status":
+			case "pulse", "cancel", "status", "events", "token", "nats":
 				return run(ctx, []string{args[0], "--help"}, getenv, stdout, stderr)
 			}
 			if roles, ok := serverRoles(args[0]); ok {
@@ -137,8 +143,12 @@ User commands (talk to a running server's HTTP API; --help for options):
   pulse      send a pulse: vigil pulse NAME --next-in 60s
   cancel     cancel a service: vigil cancel NAME
   status     a table of services and their status
+  events     list events: vigil events --service RE --level error --from 2h;
+             follow them: vigil events tail --service-exact X --level 3
 
 Other:
+  token      make an API token: vigil token create --name ci --scope read
+  nats       NATS identities and TLS files: vigil nats users|agent|certs
   version    print the versions of vigil, Go and nats-server
   help       this list; vigil help COMMAND or vigil COMMAND --help for its options
 `)
@@ -157,22 +167,5 @@ func printUsage(w io.Writer, cmd string, roles []string) {
 		fmt.Fprintf(w, "Runs the %s role alone against an external NATS server.\n", cmd)
 	}
 	fmt.Fprint(w, "\nEach option is also read from its environment variable and from the YAML\nfile given by --config; precedence: flags > environment > file > defaults.\n")
-	group := ""
-	for _, o := range b.opts {
-		if o.group != group {
-			group = o.group
-			fmt.Fprintf(w, "\n%s:\n", group)
-		}
-		f := fs.Lookup(o.name)
-		typ, usage := flag.UnquoteUsage(f)
-		fmt.Fprintf(w, "  --%s", o.name)
-		if typ != "" {
-			fmt.Fprintf(w, " %s", typ)
-		}
-		fmt.Fprintf(w, "\n      %s\n      env %s", usage, envName(o.name))
-		if o.key != "" {
-			fmt.Fprintf(w, ", yaml %s", o.key)
-		}
-		fmt.Fprintf(w, ", default %q\n", f.DefValue)
-	}
+	b.PrintOptions(w)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-monitor/vigil"
+	"github.com/vigil-monitor/vigil/internal/auth"
 	"github.com/vigil-monitor/vigil/internal/bus/bustest"
 )
 
@@ -182,31 +183,38 @@ func TestFlagsAndYAMLKeysAgree(t *testing.T) {
 	probe := &Config{}
 	*probe = defaultConfig()
 	b := bind(flag.NewFlagSet("", flag.ContinueOnError), probe, "all", allRoles())
-	for _, o := range b.opts {
-		if o.key == "" {
+	for _, o := range b.Opts {
+		if o.Key == "" {
 			continue
 		}
-		t.Run(o.name, func(t *testing.T) {
+		t.Run(o.Name, func(t *testing.T) {
 			viaFlag := defaultConfig()
 			fs := flag.NewFlagSet("", flag.ContinueOnError)
 			bind(fs, &viaFlag, "all", allRoles())
-			f := fs.Lookup(o.name)
-			var v string
+			f := fs.Lookup(o.Name)
+			var v, yamlV string // yamlV: the YAML form when it differs
 			switch f.Value.(flag.Getter).Get().(type) {
+			case []auth.Token:
+				h := auth.Hash("x7")
+				v, yamlV = "ci:"+h+":read+ingest", "[{name: ci, sha256: "+h+", scopes: [read, ingest]}]"
 			case time.Duration:
 				v = "7s"
 			case int, int64:
 				v = "7"
 			case bool:
 				v = "true"
+			case float64:
+				v = "7.5"
+			case []string:
+				v, yamlV = "x7,y8", "[x7, y8]"
 			default:
 				v = "x7"
 			}
-			if err := fs.Set(o.name, v); err != nil {
-				t.Fatalf("Set(%s, %s): %v", o.name, v, err)
+			if err := fs.Set(o.Name, v); err != nil {
+				t.Fatalf("Set(%s, %s): %v", o.Name, v, err)
 			}
 			// Build the nested YAML document for the dotted key.
-			parts := strings.Split(o.key, ".")
+			parts := strings.Split(o.Key, ".")
 			var doc strings.Builder
 			for i, p := range parts {
 				fmt.Fprintf(&doc, "%s%s:", strings.Repeat("  ", i), p)
@@ -214,13 +222,16 @@ func TestFlagsAndYAMLKeysAgree(t *testing.T) {
 					doc.WriteString("\n")
 				}
 			}
-			fmt.Fprintf(&doc, " %s\n", v)
+			if yamlV == "" {
+				yamlV = v
+			}
+			fmt.Fprintf(&doc, " %s\n", yamlV)
 			viaFile := defaultConfig()
 			if err := decodeFile(writeFile(t, doc.String()), &viaFile); err != nil {
 				t.Fatalf("decode %q: %v", doc.String(), err)
 			}
 			if diff := cmp.Diff(viaFlag, viaFile); diff != "" {
-				t.Errorf("--%s=%s and yaml %s differ (-flag +yaml):\n%s", o.name, v, o.key, diff)
+				t.Errorf("--%s=%s and yaml %s differ (-flag +yaml):\n%s", o.Name, v, o.Key, diff)
 			}
 		})
 	}
@@ -617,7 +628,11 @@ func TestREADMEConfigSample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(readme), "```yaml\n")
+	_, conf, ok0 := strings.Cut(string(readme), "## Configuration")
+	if !ok0 {
+		t.Fatal("README.md has no Configuration section")
+	}
+	_, rest, ok := strings.Cut(conf, "```yaml\n")
 	sample, _, ok2 := strings.Cut(rest, "```")
 	if !ok || !ok2 {
 		t.Fatal("README.md has no ```yaml block")
@@ -664,5 +679,27 @@ func TestReadyzReportsLostNATS(t *testing.T) {
 	}
 	if code, _ := do(t, http.MethodGet, base+"/healthz", ""); code != http.StatusOK {
 		t.Errorf("GET /healthz = %d, want 200", code)
+	}
+}
+
+// TestREADMENotifierSample checks that the notifier example in the README
+// loads and validates: keys, routes, receivers, channel settings.
+func TestREADMENotifierSample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(readme), "### Notifications")
+	_, rest, ok2 := strings.Cut(sec, "```yaml\n")
+	sample, _, ok3 := strings.Cut(rest, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README.md has no yaml block under Notifications")
+	}
+	cfg := defaultConfig()
+	if err := decodeFile(writeFile(t, sample), &cfg); err != nil {
+		t.Fatalf("README notifier sample: %v", err)
+	}
+	if err := cfg.validate("all", allRoles()); err != nil {
+		t.Fatalf("README notifier sample: %v", err)
 	}
 }

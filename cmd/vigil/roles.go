@@ -63,7 +63,11 @@ func newRole(name string, cfg Config, d deps) (role, error) {
 	case "watchdog":
 		return watchdog.New(cfg.watchdog(), watchdog.Deps{Conn: d.Conn, Assets: d.Assets, Log: d.Log, Metrics: d.Metrics})
 	case "notifier":
-		return notifier.New(cfg.notifier(), notifier.Deps{Conn: d.Conn, Assets: d.Assets, Log: d.Log, Metrics: d.Metrics})
+		nc, err := cfg.notifier()
+		if err != nil {
+			return nil, err
+		}
+		return notifier.New(nc, notifier.Deps{Conn: d.Conn, Assets: d.Assets, Log: d.Log, Metrics: d.Metrics})
 	case "api":
 		return api.New(cfg.api(), api.Deps{Conn: d.Conn, Assets: d.Assets, Log: d.Log, Metrics: d.Metrics})
 	}

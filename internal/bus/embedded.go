@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // ServerConfig configures the embedded nats-server of the single-process
@@ -37,11 +38,20 @@ type ServerConfig struct {
 	MaxStore int64
 	// ReadyTimeout bounds how long Start waits for the server.
 	ReadyTimeout time.Duration
+	// Identities makes the server enforce least-privilege identities: each
+	// role connects in-process (ConnectRole) as its own nkey user, made up
+	// at start and allowed in-process connections only, with
+	// natsconn.RolePermissions; the client port then accepts only the users
+	// of ConfigFile (agents, operators). Without it the server has no auth
+	// unless ConfigFile sets some.
+	Identities bool
 }
 
 // Embedded is a nats-server running inside this process with JetStream on.
 type Embedded struct {
 	srv *server.Server
+	// roles holds the in-memory nkey of each role with ServerConfig.Identities.
+	roles map[string]nkeys.KeyPair
 }
 
 // StartEmbedded starts a JetStream-enabled nats-server in this process and
@@ -83,6 +93,13 @@ func StartEmbedded(cfg ServerConfig, log *slog.Logger) (*Embedded, error) {
 		}
 		opts.Host, opts.Port = host, p
 	}
+	var roles map[string]nkeys.KeyPair
+	if cfg.Identities {
+		var err error
+		if roles, err = addRoleUsers(opts); err != nil {
+			return nil, err
+		}
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
@@ -101,7 +118,7 @@ func StartEmbedded(cfg ServerConfig, log *slog.Logger) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, errors.New("nats server started without JetStream (check the store dir)")
 	}
-	return &Embedded{srv: srv}, nil
+	return &Embedded{srv: srv, roles: roles}, nil
 }
 
 // Connect opens an in-process connection (no TCP) to the embedded server.

@@ -33,13 +33,18 @@ type env struct {
 	srv    *httptest.Server
 }
 
-// newEnv provisions a fresh bus and builds the role; run starts it.
-func newEnv(t *testing.T) *env {
+// newEnv provisions a fresh bus and builds the role with the default
+// config changed by edits; run starts it.
+func newEnv(t *testing.T, edits ...func(*api.Config)) *env {
 	t.Helper()
 	s := bustest.New(t)
 	a := s.Provision(t)
 	reg := prometheus.NewRegistry()
-	r, err := api.New(api.DefaultConfig(), api.Deps{
+	cfg := api.DefaultConfig()
+	for _, edit := range edits {
+		edit(&cfg)
+	}
+	r, err := api.New(cfg, api.Deps{
 		Conn: s.Conn(t), Assets: a, Log: bustest.Logger(t), Metrics: reg,
 		Now: func() time.Time { return t0 },
 	})
@@ -493,6 +498,13 @@ func TestConfigValidate(t *testing.T) {
 		{"zero max", func(c *api.Config) { c.MaxLimit = 0 }, "max_limit"},
 		{"default over max", func(c *api.Config) { c.DefaultLimit = 2000 }, "default_limit"},
 		{"no timeout", func(c *api.Config) { c.ReadTimeout = 0 }, "read_timeout"},
+		{"no events window", func(c *api.Config) { c.EventsWindow = 0 }, "events_window"},
+		{"no scan budget", func(c *api.Config) { c.ScanBudget = 0 }, "scan_budget"},
+		{"no trim interval", func(c *api.Config) { c.TrimInterval = 0 }, "trim_interval"},
+		{"no streams", func(c *api.Config) { c.MaxStreams = 0 }, "max_streams"},
+		{"no stream buffer", func(c *api.Config) { c.StreamBuffer = 0 }, "stream_buffer"},
+		{"no slow timeout", func(c *api.Config) { c.StreamSlowTimeout = 0 }, "stream_slow_timeout"},
+		{"no heartbeat", func(c *api.Config) { c.StreamHeartbeat = 0 }, "stream_heartbeat"},
 	}
 	for _, tt := range tests {
 		c := api.DefaultConfig()

@@ -15,46 +15,38 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-monitor/vigil"
+	"github.com/vigil-monitor/vigil/internal/httpx"
 )
-
-// page is the JSON shape of every list the API serves: the items in order
-// and, unless this is the last page, an opaque cursor for the next one
-// (?cursor=…).
-type page[T any] struct {
-	Items      []T    `json:"items"`
-	NextCursor string `json:"next_cursor,omitempty"`
-}
 
 // listServices serves GET /v1/services?limit=N&cursor=C&status=down,late:
 // a page of ServiceStatus sorted by name, from the view.
 func (r *Role) listServices(w http.ResponseWriter, req *http.Request) {
 	if !r.ready.Load() {
-		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "catching up"})
+		catchingUp(w)
 		return
 	}
 	q := req.URL.Query()
 	limit, err := r.parseLimit(q)
 	if err != nil {
-		r.writeError(w, err)
+		httpx.WriteError(w, req, r.log, err)
 		return
 	}
 	after, err := decodeCursor(q.Get("cursor"))
 	if err != nil {
-		r.writeError(w, err)
+		httpx.WriteError(w, req, r.log, err)
 		return
 	}
 	filter, err := parseStatuses(q["status"])
 	if err != nil {
-		r.writeError(w, err)
+		httpx.WriteError(w, req, r.log, err)
 		return
 	}
 	items, more := r.view.page(after, limit, filter, r.now())
-	p := page[vigil.ServiceStatus]{Items: items}
+	p := httpx.Page[vigil.ServiceStatus]{Items: items}
 	if more {
 		p.NextCursor = encodeCursor(items[len(items)-1].Name)
 	}
-	writeJSON(w, http.StatusOK, p)
+	httpx.WriteJSON(w, http.StatusOK, p)
 }
 
 // getService serves GET /v1/services/{name} fresh from the KV buckets, so a
@@ -62,17 +54,17 @@ func (r *Role) listServices(w http.ResponseWriter, req *http.Request) {
 func (r *Role) getService(w http.ResponseWriter, req *http.Request) {
 	name, err := pathName(req, "name")
 	if err != nil {
-		r.writeError(w, err)
+		httpx.WriteError(w, req, r.log, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(req.Context(), r.cfg.ReadTimeout)
 	defer cancel()
 	s, err := r.service(ctx, name)
 	if err != nil {
-		r.writeError(w, err)
+		httpx.WriteError(w, req, r.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.StatusView(r.now()))
+	httpx.WriteJSON(w, http.StatusOK, s.StatusView(r.now()))
 }
 
 // service reads name's record and verdict from the KV buckets. It returns
@@ -179,39 +171,9 @@ func decodeCursor(c string) (string, error) {
 	return string(b), nil
 }
 
-// errorBody is the JSON shape of every error: {"error": …, "field": …}.
-type errorBody struct {
-	Error string `json:"error"`
-	Field string `json:"field,omitempty"`
-}
-
-// writeError maps err to its HTTP status (vigil.ErrInvalid 400,
-// ErrNotFound 404, ErrUnavailable 503, anything else 500) and writes it
-// as an errorBody. Server-side failures are logged, not shown in detail.
-func (r *Role) writeError(w http.ResponseWriter, err error) {
-	var fe *vigil.FieldError
-	switch {
-	case errors.As(err, &fe):
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: fe.Error(), Field: fe.Field})
-	case errors.Is(err, vigil.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, errorBody{Error: err.Error()})
-	case errors.Is(err, vigil.ErrUnavailable):
-		r.log.Warn("read failed", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "jetstream unavailable, retry later"})
-	default:
-		r.log.Error("request failed", "err", err)
-		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal error"})
-	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b = []byte(`{"error":"internal error"}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+// catchingUp answers 503 {"error":"catching up"} with Retry-After: 1, for
+// a list whose in-memory view has not yet read its stream or bucket.
+func catchingUp(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	httpx.WriteJSON(w, http.StatusServiceUnavailable, httpx.ErrorBody{Error: "catching up"})
 }

@@ -90,24 +90,31 @@ func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
 // vigil.ErrTooLarge. single says whether the body was one object to be
 // answered with its record rather than batch counts.
 func decodePulses(body []byte, f form, maxBatch int) (pulses []vigil.Pulse, single bool, err error) {
+	return decodeBatch(body, f, maxBatch, "pulse", (*scanner).pulse)
+}
+
+// decodeBatch reads the items of body in form f with item, which reads one
+// JSON object; noun names an item in error messages ("pulse", "event").
+// Errors and single are as for decodePulses.
+func decodeBatch[T any](body []byte, f form, maxBatch int, noun string, item func(*scanner) (T, error)) (items []T, single bool, err error) {
 	s := &scanner{b: body}
 	switch c := s.peek(); {
-	case c == 0:
-		return nil, false, vigil.Invalid("", "empty body: want a JSON pulse, an array of pulses or NDJSON")
+	case s.atEnd():
+		return nil, false, vigil.Invalid("", "empty body: want a JSON %s, an array of %ss or NDJSON", noun, noun)
 	case c == '[' && f != formNDJSON:
 		s.i++
 		if s.peek() == ']' {
-			return nil, false, vigil.Invalid("", "empty batch: want at least one pulse")
+			return nil, false, vigil.Invalid("", "empty batch: want at least one %s", noun)
 		}
 		for i := 0; ; i++ {
 			if i == maxBatch {
-				return nil, false, tooManyPulses(maxBatch)
+				return nil, false, tooMany(maxBatch, noun)
 			}
-			p, err := s.pulse()
+			p, err := item(s)
 			if err != nil {
 				return nil, false, prefixed(index(i), err)
 			}
-			pulses = append(pulses, p)
+			items = append(items, p)
 			switch s.peek() {
 			case ',':
 				s.i++
@@ -120,16 +127,16 @@ func decodePulses(body []byte, f form, maxBatch int) (pulses []vigil.Pulse, sing
 			break
 		}
 	case f == formJSON || f == formAuto && c != '{':
-		p, err := s.pulse()
+		p, err := item(s)
 		if err != nil {
 			return nil, false, err
 		}
-		pulses, single = []vigil.Pulse{p}, true
+		items, single = []T{p}, true
 	default: // NDJSON, or objects separated by whitespace on NATS
 		if f == formAuto {
-			// One object alone is a single pulse whose errors carry no
+			// One object alone is a single item whose errors carry no
 			// index, exactly as over HTTP.
-			p, err := s.pulse()
+			p, err := item(s)
 			if err != nil {
 				// Index the error only if another object follows.
 				probe := &scanner{b: body}
@@ -138,32 +145,32 @@ func decodePulses(body []byte, f form, maxBatch int) (pulses []vigil.Pulse, sing
 				}
 				return nil, false, err
 			}
-			pulses = append(pulses, p)
+			items = append(items, p)
 			if s.peek() != '{' {
 				single = true
 				break
 			}
 		}
-		for i := len(pulses); s.peek() != 0; i++ {
+		for i := len(items); !s.atEnd(); i++ {
 			if i == maxBatch {
-				return nil, false, tooManyPulses(maxBatch)
+				return nil, false, tooMany(maxBatch, noun)
 			}
-			p, err := s.pulse()
+			p, err := item(s)
 			if err != nil {
 				return nil, false, prefixed(index(i), err)
 			}
-			pulses = append(pulses, p)
+			items = append(items, p)
 		}
-		return pulses, false, nil
+		return items, false, nil
 	}
-	if s.peek() != 0 {
+	if !s.atEnd() {
 		return nil, false, vigil.Invalid("", "malformed JSON: unexpected data after the value at byte %d", s.i)
 	}
-	return pulses, single, nil
+	return items, single, nil
 }
 
-func tooManyPulses(limit int) error {
-	return fmt.Errorf("batch has more than %d pulses: %w", limit, vigil.ErrTooLarge)
+func tooMany(limit int, noun string) error {
+	return fmt.Errorf("batch has more than %d %ss: %w", limit, noun, vigil.ErrTooLarge)
 }
 
 // decodeAlert reads one ManualAlert object from body strictly.

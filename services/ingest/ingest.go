@@ -1,9 +1,10 @@
-// Package ingest is vigil's intake role: it accepts pulses, cancels and manual
-// alerts over HTTP (POST /v1/pulses, DELETE /v1/services/{name}, POST
-// /v1/alerts) and over core NATS (vigil.in.pulse, vigil.in.cancel,
-// vigil.in.alert), validates them, and stores them in JetStream: pulses and
-// cancels as a vigil.Record in KV bucket vigil_pulses, manual alerts in stream
-// VIGIL_ALERTS. Every success is answered only after the JetStream PubAck, and
+// Package ingest is vigil's intake role: it accepts pulses, cancels, manual
+// alerts and events over HTTP (POST /v1/pulses, DELETE /v1/services/{name},
+// POST /v1/alerts, POST /v1/events) and over core NATS (vigil.in.pulse,
+// vigil.in.cancel, vigil.in.alert, vigil.in.event), validates them, and
+// stores them in JetStream: pulses and cancels as a vigil.Record in KV
+// bucket vigil_pulses, manual alerts in stream VIGIL_ALERTS, events in
+// stream VIGIL_EVENTS. Every success is answered only after the JetStream PubAck, and
 // a request with any invalid part publishes nothing.
 //
 // Both transports share one function per operation (acceptPulses, cancel,
@@ -42,6 +43,10 @@ type Config struct {
 	// Workers is how many direct-NATS intake messages are handled at once
 	// (default 512); further messages wait in the subscription's buffer.
 	Workers int
+	// MaxServicesPerToken is the most services one API token may own
+	// (see quota); a pulse for a new service past it is refused 403.
+	// 0 (the default) is no limit.
+	MaxServicesPerToken int
 }
 
 // DefaultConfig returns the defaults: no default grace, 1 MiB bodies,
@@ -57,7 +62,8 @@ func DefaultConfig() Config {
 }
 
 // Validate reports the first option out of range: DefaultGrace within
-// [0, vigil.MaxNextIn], MaxBody, MaxBatch, PublishTimeout and Workers > 0.
+// [0, vigil.MaxNextIn], MaxBody, MaxBatch, PublishTimeout and Workers > 0,
+// MaxServicesPerToken >= 0.
 func (c Config) Validate() error {
 	switch {
 	case c.DefaultGrace < 0 || c.DefaultGrace > vigil.MaxNextIn:
@@ -70,6 +76,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("ingest: publish timeout %v must be > 0", c.PublishTimeout)
 	case c.Workers <= 0:
 		return fmt.Errorf("ingest: workers %d must be > 0", c.Workers)
+	case c.MaxServicesPerToken < 0:
+		return fmt.Errorf("ingest: max services per token %d must be >= 0", c.MaxServicesPerToken)
 	}
 	return nil
 }
@@ -87,6 +95,8 @@ type Role struct {
 	grace   vigil.Seconds
 	bufs    sync.Pool // *bytes.Buffer for HTTP bodies
 	metrics metrics
+	events  eventMetrics
+	quota   *quota // nil without MaxServicesPerToken
 }
 
 type metrics struct {
@@ -102,6 +112,7 @@ const (
 	reasonTooLarge    = "too_large"
 	reasonMediaType   = "media_type"
 	reasonUnavailable = "unavailable"
+	reasonQuota       = "quota"
 )
 
 // New returns the ingest role. It fails when cfg is invalid, a dependency is
@@ -133,7 +144,13 @@ func New(cfg Config, deps Deps) (*Role, error) {
 	if r.now == nil {
 		r.now = time.Now
 	}
+	if cfg.MaxServicesPerToken > 0 {
+		r.quota = newQuota(cfg.MaxServicesPerToken)
+	}
 	if err := r.registerMetrics(deps.Metrics); err != nil {
+		return nil, err
+	}
+	if err := r.registerEventMetrics(deps.Metrics); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -147,14 +164,14 @@ func (r *Role) registerMetrics(reg prometheus.Registerer) error {
 	})
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigil_pulses_rejected_total",
-		Help: "Pulse requests rejected, by reason (invalid, too_large, media_type, unavailable).",
+		Help: "Pulse requests rejected, by reason (invalid, too_large, media_type, unavailable, quota).",
 	}, []string{"reason"})
 	m.manualAlerts = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "vigil_manual_alerts_total",
 		Help: "Manual alerts stored in VIGIL_ALERTS (duplicates excluded).",
 	})
 	m.rejectedBy = make(map[string]prometheus.Counter, 4)
-	for _, reason := range []string{reasonInvalid, reasonTooLarge, reasonMediaType, reasonUnavailable} {
+	for _, reason := range []string{reasonInvalid, reasonTooLarge, reasonMediaType, reasonUnavailable, reasonQuota} {
 		m.rejectedBy[reason] = m.rejected.WithLabelValues(reason)
 	}
 	for _, c := range []prometheus.Collector{m.accepted, m.rejected, m.manualAlerts} {
@@ -165,18 +182,33 @@ func (r *Role) registerMetrics(reg prometheus.Registerer) error {
 	return nil
 }
 
-// Routes mounts POST /v1/pulses, DELETE /v1/services/{name} and POST
-// /v1/alerts on rt.
+// Routes mounts POST /v1/pulses, DELETE /v1/services/{name}, POST
+// /v1/alerts and POST /v1/events on rt.
 func (r *Role) Routes(rt chi.Router) {
 	rt.Post("/v1/pulses", r.handlePulses)
 	rt.Delete("/v1/services/{name}", r.handleCancel)
 	rt.Post("/v1/alerts", r.handleAlert)
+	rt.Post("/v1/hosts/{id}/stats", r.handleHostStats)
+	rt.Post("/v1/events", r.handleEvents)
 }
 
 // Run serves the direct-NATS intake (queue group vigil.IngestQueue on
-// vigil.in.pulse, vigil.in.cancel and vigil.in.alert) until ctx ends, then
+// vigil.in.pulse, vigil.in.cancel, vigil.in.alert and vigil.in.event) until ctx ends, then
 // drains the subscriptions, waits for the messages in flight to be answered,
 // and returns nil. It fails if a subscription cannot be made.
 func (r *Role) Run(ctx context.Context) error {
-	return r.serveNATS(ctx)
+	if r.quota == nil {
+		return r.serveNATS(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	followed := make(chan error, 1)
+	go func() {
+		err := r.quota.follow(ctx, r.assets.JS)
+		cancel() // a failed follow stops the role
+		followed <- err
+	}()
+	err := r.serveNATS(ctx)
+	cancel()
+	return errors.Join(err, <-followed)
 }

@@ -39,7 +39,7 @@ type job struct {
 	op *intakeOp
 }
 
-// serveNATS is Run: queue subscriptions on the three intake subjects whose
+// serveNATS is Run: queue subscriptions on the intake subjects whose
 // messages are handed to cfg.Workers long-lived workers, so a slow PubAck
 // never holds up a subscription and a hot worker keeps its grown stack.
 func (r *Role) serveNATS(ctx context.Context) error {
@@ -99,6 +99,7 @@ func (r *Role) serveNATS(ctx context.Context) error {
 		{vigil.SubjectInPulse, handler(&intakeOp{r.acceptPulses, http.StatusAccepted, true, asIs})},
 		{vigil.SubjectInCancel, handler(&intakeOp{r.cancel, http.StatusOK, false, cancelBody})},
 		{vigil.SubjectInAlert, handler(&intakeOp{r.raiseAlert, http.StatusAccepted, false, asIs})},
+		{vigil.SubjectInEvent, handler(&intakeOp{r.acceptEvents, http.StatusAccepted, false, asIs})},
 	}
 	var active []*nats.Subscription
 	var err error
@@ -112,7 +113,7 @@ func (r *Role) serveNATS(ctx context.Context) error {
 		active = append(active, sub)
 	}
 	if err == nil {
-		r.log.Info("nats intake ready", "subjects", []string{vigil.SubjectInPulse, vigil.SubjectInCancel, vigil.SubjectInAlert}, "queue", vigil.IngestQueue)
+		r.log.Info("nats intake ready", "subjects", []string{vigil.SubjectInPulse, vigil.SubjectInCancel, vigil.SubjectInAlert, vigil.SubjectInEvent}, "queue", vigil.IngestQueue)
 		<-ctx.Done()
 	}
 	r.drain(active)

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/vigil-monitor/vigil"
+	"github.com/vigil-monitor/vigil/internal/auth"
 )
 
 // cancelAttempts bounds the read-modify-write loop of a cancel that keeps
@@ -34,13 +35,15 @@ type request struct {
 	// readErr is why the body could not be read (over the size limit); it
 	// is reported after the content type is checked.
 	readErr error
+	// origin is stored as Record.Origin of pulses ("" for native intake).
+	origin string
 }
 
 // acceptPulses is POST /v1/pulses and vigil.in.pulse: decode and validate
 // every pulse, then store each as a Record with a JetStream publish to its
 // PulseSubject. It returns the 202 body: the stored record with "seq" for a
 // single pulse, {"accepted": N, "duplicates": D} for a batch.
-func (r *Role) acceptPulses(ctx context.Context, req request) ([]byte, error) {
+func (r *Role) acceptPulses(ctx context.Context, req request) (_ []byte, err error) {
 	f, err := mediaForm(req.contentType, true, req.form)
 	if err != nil {
 		return nil, err
@@ -60,16 +63,35 @@ func (r *Role) acceptPulses(ctx context.Context, req request) ([]byte, error) {
 			return nil, vigil.PrefixField(index(i), err)
 		}
 	}
+	var token string
+	if r.quota != nil {
+		added, err := r.quota.admit(ctx, pulses)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				r.quota.release(ctx, added)
+			}
+		}()
+		token = auth.TokenName(ctx)
+	}
 	now := r.now().UTC()
 	msgs := make([]*nats.Msg, len(pulses))
 	for i := range pulses {
-		rec := vigil.Record{Op: vigil.OpPulse, Pulse: pulses[i], At: now, ID: r.msgID(req.key, "pulse", pulses[i].Service, i)}
+		rec := vigil.Record{Op: vigil.OpPulse, Pulse: pulses[i], Origin: req.origin, At: now, ID: r.msgID(req.key, "pulse", pulses[i].Service, i)}
 		if rec.Grace == nil {
 			g := r.grace
 			rec.Grace = &g
 		}
 		data := appendRecord(make([]byte, 0, 160+len(rec.Service)+len(rec.Message)+len(rec.Host)), &rec)
 		msgs[i] = r.newMsg(vigil.PulseSubject(rec.Service), data, req.key, rec.ID)
+		if token != "" {
+			if msgs[i].Header == nil {
+				msgs[i].Header = nats.Header{}
+			}
+			msgs[i].Header.Set(headerToken, token)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	defer cancel()
@@ -113,6 +135,12 @@ func (r *Role) original(ctx context.Context, key string, seq uint64, fallback []
 // returns how many were acknowledged and how many of those were duplicates;
 // the error wraps vigil.ErrUnavailable and says how many were stored.
 func (r *Role) publishAll(ctx context.Context, msgs []*nats.Msg) (ok, dups int, err error) {
+	return r.publishBatch(ctx, "pulses", msgs)
+}
+
+// publishBatch is publishAll for messages that are not pulses; what names
+// them in the error ("events").
+func (r *Role) publishBatch(ctx context.Context, what string, msgs []*nats.Msg) (ok, dups int, err error) {
 	js := r.assets.JS
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	var pubErr error
@@ -146,7 +174,7 @@ wait:
 		pubErr = waitErr
 	}
 	if pubErr != nil {
-		return ok, dups, fmt.Errorf("store pulses: %d of %d stored before the failure: %w: %w", ok, len(msgs), vigil.ErrUnavailable, pubErr)
+		return ok, dups, fmt.Errorf("store %s: %d of %d stored before the failure: %w: %w", what, ok, len(msgs), vigil.ErrUnavailable, pubErr)
 	}
 	return ok, dups, nil
 }
@@ -317,7 +345,7 @@ type errorJSON struct {
 
 // answer maps an operation's result to its status and JSON body: okCode and
 // body on success, else the error's status (400 invalid, 404 not found, 413
-// too large, 415 media type, 503 otherwise) and {"error", "field"}. It counts
+// too large, 415 media type, 403 over the service quota, 503 otherwise) and {"error", "field"}. It counts
 // pulse rejections when pulses is set.
 func (r *Role) answer(body []byte, err error, okCode int, pulses bool) (int, []byte) {
 	if err == nil {
@@ -333,6 +361,8 @@ func (r *Role) answer(body []byte, err error, okCode int, pulses bool) (int, []b
 		code, reason = http.StatusRequestEntityTooLarge, reasonTooLarge
 	case errors.Is(err, vigil.ErrUnsupportedMedia):
 		code, reason = http.StatusUnsupportedMediaType, reasonMediaType
+	case errors.Is(err, errQuota):
+		code, reason = http.StatusForbidden, reasonQuota
 	}
 	if pulses && reason != "" {
 		r.metrics.rejectedBy[reason].Inc()

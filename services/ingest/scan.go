@@ -48,6 +48,13 @@ func (s *scanner) peek() byte {
 	return s.b[s.i]
 }
 
+// atEnd reports whether only whitespace is left: peek's 0 cannot tell the
+// end from a NUL byte ("{...}\x00junk" must be trailing data, not the end).
+func (s *scanner) atEnd() bool {
+	s.ws()
+	return s.i == len(s.b)
+}
+
 func (s *scanner) unexpected() error {
 	if s.i >= len(s.b) {
 		return vigil.Invalid("", "malformed JSON: unexpected end of input")

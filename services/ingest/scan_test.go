@@ -48,7 +48,7 @@ func FuzzScannerMatchesEncodingJSON(f *testing.F) {
 		}
 		s := &scanner{b: in}
 		got, err := s.pulse()
-		if err == nil && s.peek() != 0 {
+		if err == nil && !s.atEnd() {
 			err = errTrailing
 		}
 		switch {
