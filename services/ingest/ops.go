@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-monitor/vigil"
 	"github.com/vigil-monitor/vigil/internal/auth"
+	"github.com/vigil-monitor/vigil/internal/bus"
 )
 
 // cancelAttempts bounds the read-modify-write loop of a cancel that keeps
@@ -192,22 +193,24 @@ func (r *Role) cancel(ctx context.Context, req request) ([]byte, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	defer cancel()
-	key := vigil.Token(name)
 	subject := vigil.PulseSubject(name)
 	for range cancelAttempts {
-		e, err := r.assets.Pulses.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
+		// Read through the stream leader: a follower's direct get may lag, and
+		// an "already cancelled" answer from a stale read would acknowledge a
+		// cancel that a newer pulse has undone.
+		e, err := bus.LastForSubject(ctx, r.assets.JS, "KV_"+vigil.BucketPulses, subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && e.Header.Get(kvOperation) != "" {
 			return nil, fmt.Errorf("service %q: %w", name, vigil.ErrNotFound)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read service %q: %w: %w", name, vigil.ErrUnavailable, err)
 		}
 		var rec vigil.Record
-		if err := json.Unmarshal(e.Value(), &rec); err != nil {
-			return nil, fmt.Errorf("read service %q: record at revision %d: %w", name, e.Revision(), err)
+		if err := json.Unmarshal(e.Data, &rec); err != nil {
+			return nil, fmt.Errorf("read service %q: record at revision %d: %w", name, e.Sequence, err)
 		}
 		if rec.Op == vigil.OpCancel {
-			return withSeq(e.Value(), e.Revision(), false), nil
+			return withSeq(e.Data, e.Sequence, false), nil
 		}
 		rec.Op = vigil.OpCancel
 		rec.CancelledAt = r.now().UTC()
@@ -215,7 +218,7 @@ func (r *Role) cancel(ctx context.Context, req request) ([]byte, error) {
 		rec.Seq = 0
 		data := appendRecord(nil, &rec)
 		m := r.newMsg(subject, data, req.key, rec.ID)
-		ack, err := r.assets.JS.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(e.Revision()))
+		ack, err := r.assets.JS.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(e.Sequence))
 		if wrongLastSeq(err) {
 			continue // a pulse or cancel landed since the read; judge it again
 		}
@@ -226,6 +229,10 @@ func (r *Role) cancel(ctx context.Context, req request) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("cancel %q: the service changed %d times while cancelling: %w", name, cancelAttempts, vigil.ErrUnavailable)
 }
+
+// kvOperation is the header that marks a KV delete or purge (nats.go's
+// jetstream KV, ADR-8); a key whose last message carries it has no value.
+const kvOperation = "KV-Operation"
 
 func wrongLastSeq(err error) bool {
 	var apiErr *jetstream.APIError
