@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vigil-monitor/vigil/internal/auth"
+	"github.com/vigil-monitor/vigil/internal/limit"
 	"github.com/vigil-monitor/vigil/internal/bus"
 	"github.com/vigil-monitor/vigil/internal/natsconn"
 	"github.com/vigil-monitor/vigil/openapi"
@@ -132,7 +133,7 @@ func (a *app) start(ctx context.Context, cfg Config, roles []string) error {
 	}
 	a.ln = ln
 	a.srv = &http.Server{
-		Handler:           a.handler(reg, guard, cfg.Auth.ProtectMetrics),
+		Handler:           a.handler(reg, guard, lim, cfg.Auth.ProtectMetrics),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelWarn),
@@ -392,8 +393,9 @@ func newGuard(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*auth.Gu
 // metrics of reg (behind guard when protectMetrics), the OpenAPI document,
 // and the roles' routes. Only the roles' routes need a token: the health
 // endpoints, the document and, by default, the metrics stay open.
-func (a *app) handler(reg *prometheus.Registry, guard *auth.Guard, protectMetrics bool) http.Handler {
+func (a *app) handler(reg *prometheus.Registry, guard *auth.Guard, lim *limit.Limiter, protectMetrics bool) http.Handler {
 	rt := chi.NewRouter()
+	rt.Use(lim.Body) // every route, including the roles' routes mounted below
 	rt.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -329,7 +329,7 @@ func startLegacy(ctx context.Context, cfg LegacyConfig, roles []*running, pages 
 			if s.name == "watchtower" {
 				h = withPages(pages, h)
 			}
-			if err := l.listen(lctx, s.name, addr, h, s.s.TLSCert, s.s.TLSKey, []string{s.name}, fail); err != nil {
+			if err := l.listen(lctx, s.name, addr, lim.Body(h), s.s.TLSCert, s.s.TLSKey, []string{s.name}, fail); err != nil {
 				return nil, errors.Join(err, l.stop(ctx))
 			}
 			continue
@@ -363,7 +363,7 @@ func startLegacy(ctx context.Context, cfg LegacyConfig, roles []*running, pages 
 		if comb.WatchTower != nil {
 			h = withPages(pages, h)
 		}
-		if err := l.listen(lctx, "combined", cfg.Addr, h, cfg.TLSCert, cfg.TLSKey, names, fail); err != nil {
+		if err := l.listen(lctx, "combined", cfg.Addr, lim.Body(h), cfg.TLSCert, cfg.TLSKey, names, fail); err != nil {
 			return nil, errors.Join(err, l.stop(ctx))
 		}
 	}

@@ -25,11 +25,12 @@ type LimitsConfig struct {
 	TrustedProxies []string      `yaml:"trusted_proxies"`
 	MaxKeys        int           `yaml:"max_keys"`
 	Idle           time.Duration `yaml:"idle"`
+	BodyTimeout    time.Duration `yaml:"body_timeout"`
 }
 
 func defaultLimitsConfig() LimitsConfig {
 	d := limit.DefaultConfig()
-	return LimitsConfig{MaxKeys: d.MaxKeys, Idle: d.Idle}
+	return LimitsConfig{MaxKeys: d.MaxKeys, Idle: d.Idle, BodyTimeout: d.BodyTimeout}
 }
 
 func (l LimitsConfig) limit() limit.Config {
@@ -37,6 +38,7 @@ func (l LimitsConfig) limit() limit.Config {
 		PerIP: l.RatePerIP, PerIPBurst: l.BurstPerIP,
 		PerToken: l.RatePerToken, PerTokenBurst: l.BurstPerToken,
 		TrustedProxies: l.TrustedProxies, MaxKeys: l.MaxKeys, Idle: l.Idle,
+		BodyTimeout: l.BodyTimeout,
 	}
 }
 
@@ -55,6 +57,8 @@ func (l LimitsConfig) validate() error {
 		return fmt.Errorf("--rate-limit-keys %d: must be > 0", l.MaxKeys)
 	case l.Idle <= 0:
 		return fmt.Errorf("--rate-limit-idle %v: must be > 0", l.Idle)
+	case l.BodyTimeout < 0:
+		return fmt.Errorf("--body-timeout %v: must be >= 0", l.BodyTimeout)
 	}
 	if _, err := limit.ParsePrefixes(l.TrustedProxies); err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
@@ -76,6 +80,7 @@ func bindLimits(b *flagconf.Binder, l *LimitsConfig) {
 		"`addresses or CIDR prefixes` of reverse proxies whose X-Forwarded-For names the client, comma separated")
 	b.Int(&l.MaxKeys, "rate-limit-keys", "limits.max_keys", "most client addresses (and tokens) tracked at once; the least recent is forgotten")
 	b.Dur(&l.Idle, "rate-limit-idle", "limits.idle", "an address or token unseen this long is forgotten (starts again with a full bucket)")
+	b.Dur(&l.BodyTimeout, "body-timeout", "limits.body_timeout", "how long a client may take to send a request body (slow senders get 400); 0 is no limit")
 }
 
 // newLimiter returns the rate limiter of cfg, keyed by client address and

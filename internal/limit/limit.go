@@ -53,6 +53,9 @@ type Config struct {
 	// Idle is how long an unused bucket is kept (default 10 minutes); a
 	// forgotten key starts again with a full bucket.
 	Idle time.Duration
+	// BodyTimeout is how long a client may take to send a request body
+	// (default 30 s, BodyDeadline); 0 is no limit.
+	BodyTimeout time.Duration
 }
 
 // Defaults of MaxKeys and Idle.
@@ -62,9 +65,9 @@ const (
 )
 
 // DefaultConfig returns the defaults: no rate limit, 100000 keys, 10
-// minutes of idleness.
+// minutes of idleness, 30 s to send a body.
 func DefaultConfig() Config {
-	return Config{MaxKeys: DefaultMaxKeys, Idle: DefaultIdle}
+	return Config{MaxKeys: DefaultMaxKeys, Idle: DefaultIdle, BodyTimeout: DefaultBodyTimeout}
 }
 
 // Validate reports the first option out of range: rates and bursts >= 0,
@@ -83,6 +86,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("rate limit max keys %d: must be > 0", c.MaxKeys)
 	case c.Idle <= 0:
 		return fmt.Errorf("rate limit idle %v: must be > 0", c.Idle)
+	case c.BodyTimeout < 0:
+		return fmt.Errorf("body timeout %v: must be >= 0", c.BodyTimeout)
 	}
 	_, err := ParsePrefixes(c.TrustedProxies)
 	return err
@@ -293,6 +298,12 @@ func (l *Limiter) ByIP(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// Body wraps next with BodyDeadline of the configured BodyTimeout (next
+// itself when it is 0).
+func (l *Limiter) Body(next http.Handler) http.Handler {
+	return BodyDeadline(l.cfg.BodyTimeout, next)
 }
 
 // ByToken wraps next with the per-token limit (next itself when it is
