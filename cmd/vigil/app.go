@@ -22,8 +22,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vigil-monitor/vigil/internal/auth"
-	"github.com/vigil-monitor/vigil/internal/limit"
 	"github.com/vigil-monitor/vigil/internal/bus"
+	"github.com/vigil-monitor/vigil/internal/limit"
 	"github.com/vigil-monitor/vigil/internal/natsconn"
 	"github.com/vigil-monitor/vigil/openapi"
 	"github.com/vigil-monitor/vigil/services/api/web"
