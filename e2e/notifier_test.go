@@ -80,6 +80,7 @@ func TestKill9NotifierMidDelivery(t *testing.T) {
 	args := []string{
 		"notifier", "--nats-url", url, "--http-addr", freeAddr(t),
 		"--notifier-webhooks", "--notifier-send-timeout", "2s", "--notifier-workers", fmt.Sprint(workers),
+		"--notifier-webhook-allowed-networks", "127.0.0.0/8", // the receiver is an httptest server
 	}
 	p := start(t, args...)
 	for i := range n {

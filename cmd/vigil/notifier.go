@@ -133,6 +133,10 @@ func bindNotifier(b *flagconf.Binder, n *NotifierConfig) {
 	b.Secret(&n.Pushover.Token, "notifier-pushover-token", "notifier.pushover.token", "Pushover application API token; set to send Pushover messages (secret: never logged)")
 	b.Bool(&n.Webhook.Enabled, "notifier-webhooks", "notifier.webhook.enabled", "call the webhook URLs that owners name")
 	b.Secret(&n.Webhook.Secret, "notifier-webhook-secret", "notifier.webhook.secret", "HMAC-SHA256 key of X-Vigil-Signature (secret: never logged)")
+	b.Bool(&n.Webhook.DenyPrivate, "notifier-webhook-deny-private", "notifier.webhook.deny_private",
+		"also refuse webhook targets at private addresses (RFC 1918, 100.64.0.0/10, fc00::/7); loopback, link-local and metadata ones are refused anyway")
+	b.Var(listFlag{&n.Webhook.AllowedNetworks}, "notifier-webhook-allowed-networks", "notifier.webhook.allowed_networks",
+		"`CIDR prefixes` webhook targets may resolve to even though they are refused by default or by deny-private (127.0.0.0/8 for a receiver on this host), comma separated")
 }
 
 var _ channel.Channel = (*mail.Channel)(nil)

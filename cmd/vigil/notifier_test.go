@@ -74,6 +74,23 @@ func TestNotifierConfigFromYAMLAndEnv(t *testing.T) {
 	}
 }
 
+func TestWebhookAddressOptionsFromEnv(t *testing.T) {
+	cfg, err := loadConfig("notifier", []string{"notifier"}, []string{"--nats-url", "nats://127.0.0.1:4222", "--notifier-webhooks"},
+		env(map[string]string{"VIGIL_NOTIFIER_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8, 10.0.0.0/8", "VIGIL_NOTIFIER_WEBHOOK_DENY_PRIVATE": "true"}))
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	w := cfg.Notifier.Webhook
+	if !w.DenyPrivate || strings.Join(w.AllowedNetworks, ",") != "127.0.0.0/8,10.0.0.0/8" {
+		t.Errorf("deny_private %t, allowed_networks %q", w.DenyPrivate, w.AllowedNetworks)
+	}
+	_, err = loadConfig("notifier", []string{"notifier"}, []string{"--nats-url", "nats://127.0.0.1:4222", "--notifier-webhooks"},
+		env(map[string]string{"VIGIL_NOTIFIER_WEBHOOK_ALLOWED_NETWORKS": "intranet"}))
+	if err == nil || !strings.Contains(err.Error(), "allowed_networks") || !strings.Contains(err.Error(), "intranet") {
+		t.Errorf("loadConfig(allowed_networks intranet) = %v, want an error naming the option", err)
+	}
+}
+
 func TestNotifierConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
 		{
@@ -83,6 +100,7 @@ func TestNotifierConfigErrors(t *testing.T) {
 		{"notifier:\n  templates: {down: {title: '{{.Nope}}'}}\n", "templates.down.title"},
 		{"notifier:\n  mail: {host: smtp.example.com}\n", "notifier.mail"},
 		{"notifier:\n  routes: [{name: r, match: {service: '('}, receivers: [{type: toast, target: d}]}]\n", "routes[0].match.service"},
+		{"notifier:\n  webhook: {enabled: true, allowed_networks: [10.0.0.0/33]}\n", "notifier.webhook: webhook config: allowed_networks"},
 	} {
 		path := writeFile(t, tc.yaml)
 		_, err := loadConfig("notifier", []string{"notifier"}, []string{"--config", path, "--nats-url", "nats://127.0.0.1:4222"}, env(nil))

@@ -48,7 +48,7 @@ func TestNoSecretInLogs(t *testing.T) {
 notifier:
   mail: {host: 127.0.0.1, port: %d, tls: none, from: vigil@example.com, username: vigil, password: %s}
   pushover: {token: %s, base_url: %s}
-  webhook: {enabled: true, secret: %s, headers: {X-Api-Key: %s}, allowed_hosts: [127.0.0.1]}
+  webhook: {enabled: true, secret: %s, headers: {X-Api-Key: %s}, allowed_hosts: [127.0.0.1], allowed_networks: [127.0.0.0/8]}
 auth:
   csrf_key: %s
 legacy:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -34,12 +35,35 @@ type Config struct {
 	// Targets come from whoever registers a service, so set it where that
 	// is not only you (server-side request forgery).
 	AllowedHosts []string `yaml:"allowed_hosts"`
-	// HTTPClient, when set, sends the requests (tests, proxies). The default
-	// reuses connections and never follows redirects.
+	// DenyPrivate, when true, also refuses private addresses: RFC 1918
+	// (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16), shared address space
+	// (100.64.0.0/10, RFC 6598, carrier-grade NAT) and unique local IPv6
+	// (fc00::/7, RFC 4193). Loopback, link-local, unspecified, multicast
+	// and cloud metadata addresses are refused whatever it says (see
+	// CheckAddr).
+	DenyPrivate bool `yaml:"deny_private"`
+	// AllowedNetworks are CIDR prefixes ("127.0.0.0/8", "10.0.0.0/8",
+	// "fd00::/8") or single addresses that may be called even though the
+	// defaults or DenyPrivate refuse them: a receiver on the same host or in
+	// the same private network. Both AllowedHosts (the name in the URL) and
+	// the address check (the address connected to) apply.
+	AllowedNetworks []string `yaml:"allowed_networks"`
+	// HTTPClient, when set, sends the requests (tests, proxies) instead of
+	// the default client. The default reuses connections, never follows
+	// redirects, ignores HTTP_PROXY and friends (a proxy would connect to
+	// the target itself, past the check), and checks every address it
+	// connects to with CheckAddr at dial time, after DNS resolution, so
+	// DNS rebinding and extra A/AAAA records cannot slip past it. A custom
+	// client gets none of this: checking where it connects is the caller's
+	// responsibility (its transport can dial with a net.Dialer whose
+	// ControlContext calls CheckAddr on the address it is given).
+	// AllowedHosts applies to either client.
 	HTTPClient *http.Client `yaml:"-"`
 }
 
-// DefaultConfig returns the defaults: POST, 10 s timeout, any host.
+// DefaultConfig returns the defaults: POST, 10 s timeout, any host name,
+// and the default address check (CheckAddr) without deny_private or
+// allowed_networks.
 func DefaultConfig() Config {
 	return Config{Method: http.MethodPost, Timeout: 10 * time.Second}
 }
@@ -74,7 +98,30 @@ func (c Config) Validate() error {
 			return vigil.Invalid("allowed_hosts", "%q must be a host name or *.domain", h)
 		}
 	}
+	for _, n := range c.AllowedNetworks {
+		if _, err := parseNetwork(n); err != nil {
+			return vigil.Invalid("allowed_networks", "%q is not a CIDR prefix (127.0.0.0/8, fd00::/8) or an IP address", n)
+		}
+	}
 	return nil
+}
+
+// parseNetwork parses an allowed_networks entry: a CIDR prefix, masked, or
+// one address as a single-address prefix. Zones are refused.
+func parseNetwork(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q has a zone", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func (c Config) withDefaults() Config {
@@ -112,7 +159,8 @@ func (c Config) allowed(u *url.URL) bool {
 // redacted.
 func (c Config) String() string {
 	c = c.withDefaults()
-	return fmt.Sprintf("webhook %s secret=%s headers=%v allowed_hosts=%v", c.Method, redact(c.Secret), c.headerNames(), c.AllowedHosts)
+	return fmt.Sprintf("webhook %s secret=%s headers=%v allowed_hosts=%v deny_private=%t allowed_networks=%v",
+		c.Method, redact(c.Secret), c.headerNames(), c.AllowedHosts, c.DenyPrivate, c.AllowedNetworks)
 }
 
 // LogValue logs the configuration as a group with the secret and header
@@ -121,6 +169,7 @@ func (c Config) LogValue() slog.Value {
 	c = c.withDefaults()
 	return slog.GroupValue(slog.String("method", c.Method), slog.String("secret", redact(c.Secret)),
 		slog.Any("headers", c.headerNames()), slog.Any("allowed_hosts", c.AllowedHosts),
+		slog.Bool("deny_private", c.DenyPrivate), slog.Any("allowed_networks", c.AllowedNetworks),
 		slog.Duration("timeout", c.Timeout))
 }
 

@@ -18,6 +18,15 @@
 // 429 Too Many Requests and 408 Request Timeout, connection failures and
 // timeouts are transient; redirects (never followed: a POST must not turn
 // into a GET) and every other 4xx are channel.Permanent.
+//
+// Targets come from whoever registers a service, so the default client
+// checks every address it connects to, after DNS resolution (a
+// net.Dialer ControlContext): loopback, link-local (cloud metadata),
+// unspecified and multicast addresses are refused unless
+// Config.AllowedNetworks lists them, private ones too with
+// Config.DenyPrivate. Checking at dial time, not before, is what defeats
+// DNS rebinding (a name that resolves to a public address for the check
+// and to 127.0.0.1 for the connection).
 package webhook
 
 import (
@@ -93,6 +102,8 @@ func New(cfg Config) (*Channel, error) {
 	if client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 16
+		t.Proxy = nil // a proxy would connect to the target, past the address check
+		t.DialContext = cfg.policy().dialer().DialContext
 		client = &http.Client{
 			Transport: t,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -107,9 +118,10 @@ func New(cfg Config) (*Channel, error) {
 func (c *Channel) Type() string { return vigil.ChannelWebhook }
 
 // Send sends m to target, an absolute http or https URL. It returns nil once
-// the receiver answered 2xx. A malformed or not allowed target, a redirect
-// and a 4xx other than 408 and 429 are channel.Permanent; everything else is
-// transient.
+// the receiver answered 2xx. A malformed target, a host not in
+// AllowedHosts, an address the default client refuses to connect to (a
+// *BlockedError, see Config.CheckAddr), a redirect and a 4xx other than 408
+// and 429 are channel.Permanent; everything else is transient.
 func (c *Channel) Send(ctx context.Context, target string, m channel.Message) error {
 	u, err := url.Parse(target)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -140,6 +152,9 @@ func (c *Channel) Send(ctx context.Context, target string, m channel.Message) er
 		req.Header.Set(HeaderSignature, Sign(c.cfg.Secret, body))
 	}
 	resp, err := c.client.Do(req)
+	if blocked := (*BlockedError)(nil); errors.As(err, &blocked) {
+		return channel.Permanent(fmt.Errorf("webhook: target host %q: %w", u.Hostname(), blocked))
+	}
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err) // the client strips passwords from the URL
 	}

@@ -59,10 +59,13 @@ func receiver(t *testing.T, status int) (*httptest.Server, <-chan request) {
 	return srv, got
 }
 
+// newChannel returns a channel that may call the test servers on
+// 127.0.0.1 (allowed_networks 127.0.0.0/8), edited by edit.
 func newChannel(t *testing.T, edit func(*webhook.Config)) *webhook.Channel {
 	t.Helper()
 	cfg := webhook.DefaultConfig()
 	cfg.Secret = secret
+	cfg.AllowedNetworks = []string{"127.0.0.0/8"}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -340,6 +343,12 @@ func TestConfigValidate(t *testing.T) {
 		{"timeout", func(c *webhook.Config) { c.Timeout = -time.Second }},
 		{"allowed_hosts", func(c *webhook.Config) { c.AllowedHosts = []string{"https://example.com"} }},
 		{"allowed_hosts", func(c *webhook.Config) { c.AllowedHosts = []string{"*."} }},
+		{"allowed_networks", func(c *webhook.Config) { c.AllowedNetworks = []string{"10.0.0.0/33"} }},
+		{"allowed_networks", func(c *webhook.Config) { c.AllowedNetworks = []string{"10.0.0.0/8", "localhost"} }},
+		{"allowed_networks", func(c *webhook.Config) { c.AllowedNetworks = []string{"fe80::/10%eth0"} }},
+		{"allowed_networks", func(c *webhook.Config) { c.AllowedNetworks = []string{"fe80::1%eth0"} }},
+		{"allowed_networks", func(c *webhook.Config) { c.AllowedNetworks = []string{""} }},
+		{"allowed_networks", func(c *webhook.Config) { c.AllowedNetworks = []string{"127.0.0.1-127.0.0.9"} }},
 	} {
 		c := webhook.DefaultConfig()
 		tc.edit(&c)
@@ -375,6 +384,7 @@ func BenchmarkSend(b *testing.B) {
 	defer srv.Close()
 	cfg := webhook.DefaultConfig()
 	cfg.Secret = secret
+	cfg.AllowedNetworks = []string{"127.0.0.0/8"}
 	ch, err := webhook.New(cfg)
 	if err != nil {
 		b.Fatal(err)
