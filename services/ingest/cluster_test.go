@@ -57,7 +57,12 @@ func TestAcknowledgedWritesSurviveLeaderLoss(t *testing.T) {
 	runCtx, stopRun := context.WithCancel(ctx)
 	ran := make(chan error, 1)
 	go func() { ran <- role.Run(runCtx) }()
-	defer func() { stopRun(); <-ran }()
+	defer func() {
+		stopRun()
+		if err := <-ran; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
 
 	const services, steps = 40, 4
 	var acked atomic.Int64

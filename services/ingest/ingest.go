@@ -97,6 +97,9 @@ type Role struct {
 	metrics metrics
 	events  eventMetrics
 	quota   *quota // nil without MaxServicesPerToken
+
+	pubMu sync.Mutex
+	pub   *publisher // shared JetStream publisher, made on first use
 }
 
 type metrics struct {

@@ -97,16 +97,16 @@ func (r *Role) acceptPulses(ctx context.Context, req request) (_ []byte, err err
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	defer cancel()
 	if single {
-		ack, err := r.assets.JS.PublishMsg(ctx, msgs[0])
+		ack, err := r.publishOne(ctx, msgs[0])
 		if err != nil {
 			return nil, fmt.Errorf("store pulse: %w: %w", vigil.ErrUnavailable, err)
 		}
 		r.metrics.accepted.Inc()
 		data := msgs[0].Data
-		if ack.Duplicate {
-			data = r.original(ctx, vigil.Token(pulses[0].Service), ack.Sequence, data)
+		if ack.dup {
+			data = r.original(ctx, vigil.Token(pulses[0].Service), ack.seq, data)
 		}
-		return withSeq(data, ack.Sequence, ack.Duplicate), nil
+		return withSeq(data, ack.seq, ack.dup), nil
 	}
 	ok, dups, err := r.publishAll(ctx, msgs)
 	r.metrics.accepted.Add(float64(ok))
@@ -132,7 +132,7 @@ func (r *Role) original(ctx context.Context, key string, seq uint64, fallback []
 	return e.Value()
 }
 
-// publishAll publishes msgs asynchronously and waits for every PubAck. It
+// publishAll publishes msgs with the shared publisher and waits for every PubAck. It
 // returns how many were acknowledged and how many of those were duplicates;
 // the error wraps vigil.ErrUnavailable and says how many were stored.
 func (r *Role) publishAll(ctx context.Context, msgs []*nats.Msg) (ok, dups int, err error) {
@@ -142,42 +142,42 @@ func (r *Role) publishAll(ctx context.Context, msgs []*nats.Msg) (ok, dups int, 
 // publishBatch is publishAll for messages that are not pulses; what names
 // them in the error ("events").
 func (r *Role) publishBatch(ctx context.Context, what string, msgs []*nats.Msg) (ok, dups int, err error) {
-	js := r.assets.JS
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	var pubErr error
-	for _, m := range msgs {
-		f, err := js.PublishMsgAsync(m, jetstream.WithStallWait(r.cfg.PublishTimeout))
-		if err != nil {
-			pubErr = err
-			break
-		}
-		futures = append(futures, f)
+	p, err := r.publisher()
+	if err != nil {
+		return 0, 0, fmt.Errorf("store %s: 0 of %d stored before the failure: %w: %w", what, len(msgs), vigil.ErrUnavailable, err)
 	}
-	var waitErr error
-wait:
-	for _, f := range futures {
-		select {
-		case ack := <-f.Ok():
+	acks, err := p.publish(ctx, msgs)
+	for _, a := range acks {
+		switch {
+		case a.err != nil:
+			if err == nil {
+				err = a.err
+			}
+		case a.dup:
 			ok++
-			if ack.Duplicate {
-				dups++
-			}
-		case err := <-f.Err():
-			if waitErr == nil {
-				waitErr = err
-			}
-		case <-ctx.Done():
-			waitErr = ctx.Err()
-			break wait
+			dups++
+		default:
+			ok++
 		}
 	}
-	if pubErr == nil {
-		pubErr = waitErr
-	}
-	if pubErr != nil {
-		return ok, dups, fmt.Errorf("store %s: %d of %d stored before the failure: %w: %w", what, ok, len(msgs), vigil.ErrUnavailable, pubErr)
+	if err != nil {
+		return ok, dups, fmt.Errorf("store %s: %d of %d stored before the failure: %w: %w", what, ok, len(msgs), vigil.ErrUnavailable, err)
 	}
 	return ok, dups, nil
+}
+
+// publishOne stores m with the shared publisher (see publisher) and
+// returns its ack; the error is the ack's or ctx's.
+func (r *Role) publishOne(ctx context.Context, m *nats.Msg) (pubAck, error) {
+	p, err := r.publisher()
+	if err != nil {
+		return pubAck{}, err
+	}
+	acks, err := p.publish(ctx, []*nats.Msg{m})
+	if err == nil {
+		err = acks[0].err
+	}
+	return acks[0], err
 }
 
 // cancel is DELETE /v1/services/{name} and vigil.in.cancel: it re-reads the
