@@ -24,16 +24,19 @@ type detected struct {
 	lateSends            int           // services the load generator itself pulsed too late
 	p50, p99, max        float64       // lateness, ms
 	publishSlip          time.Duration // schedule slip; with mass, how long storing every pulse took
+	verdictsIn           time.Duration // mass: last verdict stored, after the deadline; -1 when not seen
 	lateness             []time.Duration
 }
 
 // runDetection measures how late down alerts are stored after deadline +
 // grace, for each N of Scale.Sweep (and Scale.Services), then the mass
-// expiry of Scale.MassServices at once.
+// expiry of Scale.MassServices at once, then the watchdog's heap at
+// Scale.Services. With Services 0 and no Sweep (vigil-bench --mass-only)
+// it runs the mass expiry alone.
 func runDetection(ctx context.Context, e *env, r *Result) error {
 	sc := e.sc
 	sweep := slices.Clone(sc.Sweep)
-	if !slices.Contains(sweep, sc.Services) {
+	if sc.Services > 0 && !slices.Contains(sweep, sc.Services) {
 		sweep = append(sweep, sc.Services)
 	}
 	slices.Sort(sweep)
@@ -73,10 +76,14 @@ func runDetection(ctx context.Context, e *env, r *Result) error {
 	r.add("mass_stored_in", float64(d.publishSlip)/float64(time.Millisecond), "ms").Note = fmt.Sprintf("storing every pulse, of the %v to the deadline", period)
 	r.add("mass_lateness_p50", d.p50, "ms")
 	r.add("mass_lateness_max", d.max, "ms").Goal = "≤ 3,000 ms"
+	r.add("mass_verdicts_stored_in", float64(d.verdictsIn)/float64(time.Millisecond), "ms").Note = "after the deadline: when the last down verdict was stored (alerts go first)"
 	r.add("mass_missed", float64(d.missed), "count").Goal = "0"
 	r.add("mass_duplicates", float64(d.dups), "count").Goal = "0"
 	if d.missed > 0 || d.falsed > 0 {
 		return fmt.Errorf("mass expiry: %d missed, %d false deaths", d.missed, d.falsed)
+	}
+	if sc.Services == 0 {
+		return nil
 	}
 	e.logf("detection: watchdog heap at %d services", sc.Services)
 	per, took, err := watchdogMemory(ctx, e, sc.Services)
@@ -243,10 +250,38 @@ wait:
 	}
 	d.dups = dups
 	mu.Unlock()
+	if mass {
+		if d.verdictsIn, err = verdictsStored(ctx, js, uint64(2*n), last[0].Add(period+grace)); err != nil {
+			return nil, err
+		}
+	}
 	cc.Stop()
 	q := quantiles(d.lateness, 0.5, 0.99, 1)
 	d.p50, d.p99, d.max = q[0], q[1], q[2]
 	return d, st.stop()
+}
+
+// verdictsStored waits (up to 30 s) until the verdicts bucket holds want
+// writes and returns how long after deadline the last one was stored, or -1
+// if it never got there.
+func verdictsStored(ctx context.Context, js jetstream.JetStream, want uint64, deadline time.Time) (time.Duration, error) {
+	limit := time.After(30 * time.Second)
+	for {
+		s, err := js.Stream(ctx, "KV_"+vigil.BucketServices)
+		if err != nil {
+			return 0, err
+		}
+		if st := s.CachedInfo().State; st.LastSeq >= want {
+			return st.LastTime.Sub(deadline), nil
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-limit:
+			return -1, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
 }
 
 // watchdogMemory stores n pulses due in an hour on a fresh embedded

@@ -14,9 +14,17 @@ import (
 	"github.com/vigil-monitor/vigil"
 )
 
-// maxSweep bounds the decisions executed in one batch, so a mass expiry is
-// stored in pipelined chunks rather than one huge wait.
-const maxSweep = 8192
+// maxRound bounds the decisions executed in one round (one alert batch):
+// a mass expiry of up to maxRound services is one batch whose alerts are
+// all stored before any of its verdicts; a larger one takes several rounds.
+// A decision is about 250 bytes, so a full round holds about 32 MiB.
+// maxChunk is how many decisions are popped under one lock hold, and the
+// unit in which a round's acks are collected and its verdicts published.
+// Variables only so that tests can make them small.
+var (
+	maxRound = 1 << 17
+	maxChunk = 4096
+)
 
 // gapSettle widens a monitoring gap past the takeover instant: a client
 // whose pulses failed while vigil was away needs a moment to get through.
@@ -205,9 +213,10 @@ func (r *Role) sweepLoop(ctx context.Context) {
 	}
 }
 
-// sweep executes every due action. Before judging any service down it makes
-// sure the view holds every pulse stored so far, so a pulse that was
-// acknowledged before its deadline is never missed.
+// sweep executes every due action, in rounds of at most maxRound
+// decisions. Before judging any service down it makes sure the view holds
+// every pulse stored so far, so a pulse that was acknowledged before its
+// deadline is never missed.
 func (r *Role) sweep(ctx context.Context) error {
 	for {
 		now := r.now().UnixNano()
@@ -220,26 +229,59 @@ func (r *Role) sweep(ctx context.Context) error {
 		if err := r.catchUp(ctx, "KV_"+vigil.BucketPulses, &r.pulseApplied); err != nil {
 			return err
 		}
-		now = r.now().UnixNano()
-		r.mu.Lock()
-		es := r.t.popDue(now, maxSweep)
-		ds := make([]decision, len(es))
-		for i, e := range es {
-			ds[i] = snapshot(e)
-		}
-		r.mu.Unlock()
+		ds := r.popRound(r.now().UnixNano())
 		if len(ds) == 0 {
 			return nil
 		}
 		failed := r.execute(ctx, ds)
 		if failed > 0 {
+			r.m.failures.Add(float64(failed))
 			return fmt.Errorf("%d of %d alert or verdict writes failed; retrying", failed, len(ds))
 		}
 	}
 }
 
-// execute stores the alerts of a batch of decisions, then their verdicts,
-// then folds the results back into the view. It returns how many failed.
+// popRound takes up to maxRound entries due at or before now off the heap,
+// maxChunk at a time so the lock is held briefly, and returns their
+// decisions in due order.
+func (r *Role) popRound(now int64) []decision {
+	var ds []decision
+	for len(ds) < maxRound {
+		r.mu.Lock()
+		es := r.t.popDue(now, min(maxChunk, maxRound-len(ds)))
+		for _, e := range es {
+			ds = append(ds, snapshot(e))
+		}
+		r.mu.Unlock()
+		if len(es) < maxChunk {
+			break
+		}
+	}
+	return ds
+}
+
+// chunk is a run of decisions ds[lo:hi] with the futures of their pending
+// writes; done is closed once every write has been resolved into ds.
+type chunk struct {
+	lo, hi int
+	futs   []jetstream.PubAckFuture
+	done   chan struct{}
+}
+
+// execute stores the alerts of a round of decisions, then their verdicts,
+// then folds the results back into the view. It returns how many failed;
+// failed decisions stay due and are retried.
+//
+// Alerts go first, all of them, because they are what users wait for (the
+// API computes "down" from the deadline before any verdict is written):
+// this goroutine encodes and publishes every alert of the round while a
+// second goroutine collects their acks, chunk by chunk; only then are the
+// verdicts published, each chunk once all its alerts are acked (so an alert
+// is always stored before its verdict), while a third goroutine collects
+// the verdict acks and settles each chunk. The async publish window
+// (bus.NewJetStream) bounds what is in flight; the futures of a chunk are
+// dropped once it is collected, so a round holds only its decisions. A
+// round of one chunk does the same steps inline.
 func (r *Role) execute(ctx context.Context, ds []decision) int {
 	r.sweeps++
 	downs := 0
@@ -249,48 +291,100 @@ func (r *Role) execute(ctx context.Context, ds []decision) int {
 		}
 	}
 	batch := fmt.Sprintf("%s-%d", r.cfg.Instance, r.sweeps)
-	futs := make([]jetstream.PubAckFuture, len(ds))
-	for i := range ds {
-		a := r.alertFor(&ds[i], batch, downs)
-		if a == nil {
-			ds[i].alertOK = true
-			continue
-		}
-		f, err := r.publishAlertAsync(a)
-		if err != nil {
-			ds[i].failed = true
-			continue
-		}
-		futs[i] = f
+	n := (len(ds) + maxChunk - 1) / maxChunk
+	// A round of one chunk (every sweep but a mass expiry) runs inline: no
+	// pipeline to keep full, no goroutine hand-offs on the detection path.
+	var failed int
+	settleChunk := func(c *chunk) {
+		r.awaitVerdicts(ctx, ds[c.lo:c.hi], c.futs)
+		c.futs = nil
+		failed += r.settle(ctx, ds[c.lo:c.hi])
 	}
-	// Each verdict follows its own alert's ack at once (alert first, then
-	// verdict, per decision), so alerts and verdicts of a batch overlap.
-	vfuts := make([]jetstream.PubAckFuture, len(ds))
-	for i := range ds {
-		if f := futs[i]; f != nil {
-			select {
-			case ack := <-f.Ok():
+	collect := func(c *chunk) { r.collectAlerts(ctx, ds, c) }
+	finish, done := settleChunk, func() {}
+	if n > 1 {
+		alerted, settled := make(chan *chunk, n), make(chan *chunk, n)
+		finished := make(chan struct{})
+		go func() {
+			for c := range alerted {
+				r.collectAlerts(ctx, ds, c)
+			}
+		}()
+		go func() {
+			defer close(finished)
+			for c := range settled {
+				settleChunk(c)
+			}
+		}()
+		collect = func(c *chunk) { alerted <- c }
+		finish = func(c *chunk) { settled <- c }
+		done = func() {
+			close(alerted)
+			close(settled)
+			<-finished
+		}
+	}
+	chunks := make([]*chunk, 0, n)
+	for lo := 0; lo < len(ds); lo += maxChunk {
+		c := &chunk{lo: lo, hi: min(lo+maxChunk, len(ds)), done: make(chan struct{})}
+		c.futs = make([]jetstream.PubAckFuture, c.hi-c.lo)
+		for i := c.lo; i < c.hi; i++ {
+			a := r.alertFor(&ds[i], batch, downs)
+			if a == nil {
 				ds[i].alertOK = true
-				if !ack.Duplicate {
-					r.m.raised.WithLabelValues(string(kindOf(ds[i].act))).Inc()
-					if ds[i].act == actDown {
-						r.m.lateness.Observe(float64(r.now().UnixNano()-ds[i].downAt) / 1e9)
-					}
-				}
-			case err := <-f.Err():
-				r.log.Warn("store alert", "service", ds[i].name, "act", ds[i].act.String(), "err", err)
+				continue
+			}
+			f, err := r.publishAlertAsync(a)
+			if err != nil {
 				ds[i].failed = true
-			case <-ctx.Done():
-				ds[i].failed = true
+				continue
+			}
+			c.futs[i-c.lo] = f
+		}
+		chunks = append(chunks, c)
+		collect(c)
+	}
+	for _, c := range chunks {
+		<-c.done
+		vc := &chunk{lo: c.lo, hi: c.hi, futs: make([]jetstream.PubAckFuture, c.hi-c.lo)}
+		for i := c.lo; i < c.hi; i++ {
+			if ds[i].alertOK && !ds[i].failed {
+				ds[i].verdict = r.verdictFor(&ds[i])
+				vc.futs[i-c.lo] = r.publishVerdict(&ds[i])
 			}
 		}
-		if ds[i].alertOK {
-			ds[i].verdict = r.verdictFor(&ds[i])
-			vfuts[i] = r.publishVerdict(&ds[i])
+		finish(vc)
+	}
+	done()
+	return failed
+}
+
+// collectAlerts waits for the acks of chunk c's alerts and records them in
+// ds: alertOK, or failed.
+func (r *Role) collectAlerts(ctx context.Context, ds []decision, c *chunk) {
+	defer close(c.done)
+	for k, f := range c.futs {
+		if f == nil {
+			continue
+		}
+		d := &ds[c.lo+k]
+		select {
+		case ack := <-f.Ok():
+			d.alertOK = true
+			if !ack.Duplicate {
+				r.m.raised.WithLabelValues(string(kindOf(d.act))).Inc()
+				if d.act == actDown {
+					r.m.lateness.Observe(float64(r.now().UnixNano()-d.downAt) / 1e9)
+				}
+			}
+		case err := <-f.Err():
+			r.log.Warn("store alert", "service", d.name, "act", d.act.String(), "err", err)
+			d.failed = true
+		case <-ctx.Done():
+			d.failed = true
 		}
 	}
-	r.awaitVerdicts(ctx, ds, vfuts)
-	return r.settle(ctx, ds)
+	c.futs = nil
 }
 
 // writeVerdicts stores each decision's verdict with compare-and-set on the
