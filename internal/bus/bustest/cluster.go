@@ -29,8 +29,9 @@ func NewCluster(tb testing.TB, n int) *Cluster {
 	// Route ports must be known before the nodes start: the kernel picks
 	// them, and they are released just before the servers bind them.
 	ports := make([]int, n)
+	var lc net.ListenConfig
 	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 		if err != nil {
 			tb.Fatalf("pick a route port: %v", err)
 		}
