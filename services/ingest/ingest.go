@@ -96,10 +96,8 @@ type Role struct {
 	bufs    sync.Pool // *bytes.Buffer for HTTP bodies
 	metrics metrics
 	events  eventMetrics
-	quota   *quota // nil without MaxServicesPerToken
-
-	pubMu sync.Mutex
-	pub   *publisher // shared JetStream publisher, made on first use
+	quota   *quota     // nil without MaxServicesPerToken
+	pub     *publisher // the shared JetStream publisher of every request
 }
 
 type metrics struct {
@@ -156,6 +154,11 @@ func New(cfg Config, deps Deps) (*Role, error) {
 	if err := r.registerEventMetrics(deps.Metrics); err != nil {
 		return nil, err
 	}
+	pub, err := newPublisher(deps.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	r.pub = pub
 	return r, nil
 }
 

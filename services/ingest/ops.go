@@ -142,11 +142,7 @@ func (r *Role) publishAll(ctx context.Context, msgs []*nats.Msg) (ok, dups int, 
 // publishBatch is publishAll for messages that are not pulses; what names
 // them in the error ("events").
 func (r *Role) publishBatch(ctx context.Context, what string, msgs []*nats.Msg) (ok, dups int, err error) {
-	p, err := r.publisher()
-	if err != nil {
-		return 0, 0, fmt.Errorf("store %s: 0 of %d stored before the failure: %w: %w", what, len(msgs), vigil.ErrUnavailable, err)
-	}
-	acks, err := p.publish(ctx, msgs)
+	acks, err := r.pub.publish(ctx, msgs)
 	for _, a := range acks {
 		switch {
 		case a.err != nil:
@@ -169,11 +165,7 @@ func (r *Role) publishBatch(ctx context.Context, what string, msgs []*nats.Msg) 
 // publishOne stores m with the shared publisher (see publisher) and
 // returns its ack; the error is the ack's or ctx's.
 func (r *Role) publishOne(ctx context.Context, m *nats.Msg) (pubAck, error) {
-	p, err := r.publisher()
-	if err != nil {
-		return pubAck{}, err
-	}
-	acks, err := p.publish(ctx, []*nats.Msg{m})
+	acks, err := r.pub.publish(ctx, []*nats.Msg{m})
 	if err == nil {
 		err = acks[0].err
 	}

@@ -91,20 +91,6 @@ func newPublisher(nc *nats.Conn) (*publisher, error) {
 	return p, nil
 }
 
-// publisher returns the role's shared publisher, made on first use.
-func (r *Role) publisher() (*publisher, error) {
-	r.pubMu.Lock()
-	defer r.pubMu.Unlock()
-	if r.pub == nil {
-		p, err := newPublisher(r.nc)
-		if err != nil {
-			return nil, err
-		}
-		r.pub = p
-	}
-	return r.pub, nil
-}
-
 // publish stores msgs (each with its Subject, Data and Header; Reply is
 // overwritten) and returns one pubAck per message, in order, after every
 // message is acknowledged or has failed. A message answered "no
